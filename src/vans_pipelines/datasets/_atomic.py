@@ -1,0 +1,48 @@
+"""Write-then-rename helpers: a failed save leaves the previous output whole and no half-written one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fsspec
+
+
+def _sibling(path: str, tag: str) -> str:
+    return f"{path.rstrip('/')}.{tag}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def atomic_directory(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[str]:
+    """Yield a fresh temporary directory beside ``path``; on success it replaces ``path``."""
+    tmp = _sibling(path, "tmp")
+    fs.makedirs(tmp, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        fs.rm(tmp, recursive=True)
+        raise
+    old = None
+    if fs.exists(path):
+        old = _sibling(path, "old")
+        fs.mv(path, old, recursive=True)
+    fs.mv(tmp, path, recursive=True)
+    if old is not None:
+        fs.rm(old, recursive=True)
+
+
+@contextmanager
+def atomic_file(fs: fsspec.AbstractFileSystem, path: str, mode: str = "wb") -> Iterator:
+    """Yield a file object for a temporary sibling of ``path``; on success it becomes ``path``."""
+    parent = path.rsplit("/", 1)[0] if "/" in path else "."
+    fs.makedirs(parent, exist_ok=True)
+    tmp = _sibling(path, "tmp")
+    try:
+        with fs.open(tmp, mode) as f:
+            yield f
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+    fs.mv(tmp, path)

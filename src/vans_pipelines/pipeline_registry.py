@@ -1,0 +1,28 @@
+"""Every pipeline name of the architecture, in stage order.
+
+Stages whose issue has not landed yet are empty pipelines (Kedro refuses to run an empty pipeline,
+which is the honest answer); they fill in as their issues land.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from vans_pipelines.pipelines import ingest
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    stages = {
+        "ingest": ingest.create_pipeline(),
+        "caption": Pipeline([]),
+        "sft": Pipeline([]),
+        "grpo_vlm": Pipeline([]),
+        "grpo_vdm": Pipeline([]),
+        "evaluate": Pipeline([]),
+        "tune": Pipeline([]),
+    }
+    stages["joint_grpo"] = stages["grpo_vlm"] + stages["grpo_vdm"]
+    stages["__default__"] = (
+        stages["ingest"] + stages["caption"] + stages["sft"] + stages["joint_grpo"] + stages["evaluate"]
+    )
+    return stages

@@ -1,0 +1,1 @@
+"""One folder per Kedro pipeline: thin ``pipeline.py``, pure ``nodes.py``."""

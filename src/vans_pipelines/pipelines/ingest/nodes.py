@@ -1,0 +1,172 @@
+"""Ingest: build (context clip, question, target clip) triplets and split them train / val / test.
+
+Two sources, chosen by ``ingest.source``:
+
+- ``synthetic`` renders the project's VNEP world (captions included);
+- ``videos`` cuts every video under the raw folder into pairs of consecutive shot segments, asks the
+  question of the folder's family, and leaves the caption to the caption stage. Videos are split by
+  source file, so no video contributes to two splits. Bad files are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+
+from vans_pipelines.datasets import VideoFolder
+from vans_pipelines.params import IngestParams, validate_parameters
+from vans_pipelines.triplets import FAMILIES, QUESTIONS, SPLITS, TripletSet
+from vans_pipelines.video import VideoError
+from vans_pipelines.video.clips import video_pairs
+from vans_pipelines.world import render_split
+
+logger = logging.getLogger(__name__)
+
+
+class IngestError(RuntimeError):
+    """Ingest cannot produce any triplet; the message says which folder or key to fix."""
+
+
+def build_triplets(
+    raw_videos: VideoFolder, ingest: dict[str, Any], video_geometry: dict[str, Any]
+) -> tuple[TripletSet, TripletSet, TripletSet, dict[str, Any]]:
+    """Triplets of each split from the configured source, plus an ingest report (counts, quarantine)."""
+    params: IngestParams = validate_parameters({"ingest": ingest, "video_geometry": video_geometry})["ingest"]
+    started = time.perf_counter()
+    if params.source == "synthetic":
+        splits = render_synthetic(params)
+        report: dict[str, Any] = {"source": "synthetic", "quarantined": []}
+    else:
+        splits, report = ingest_videos(raw_videos, params)
+    report["triplets"] = {s: len(splits[s]) for s in SPLITS}
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    logger.info("ingest (%s): %s triplets in %.1f s", params.source, report["triplets"], report["seconds"])
+    return splits["train"], splits["val"], splits["test"], report
+
+
+def render_synthetic(params: IngestParams) -> dict[str, TripletSet]:
+    clip, world = params.clip, params.synthetic
+    counts = {"train": world.num_train, "val": world.num_val, "test": world.num_test}
+    return {
+        split: render_split(
+            params.seed,
+            split,
+            counts[split],
+            context_frames=clip.context_frames,
+            target_frames=clip.target_frames,
+            height=clip.height,
+            width=clip.width,
+            families=tuple(world.families),
+        )
+        for split in SPLITS
+    }
+
+
+def family_of(relative_path: str, default: str) -> str:
+    """A video's question family: its top folder when that is a family name, else ``default``.
+
+    >>> family_of("procedural/cooking/egg.mp4", "predictive")
+    'procedural'
+    >>> family_of("holiday.mp4", "predictive")
+    'predictive'
+    """
+    top = relative_path.split("/", 1)[0] if "/" in relative_path else ""
+    return top if top in FAMILIES else default
+
+
+def assign_splits(paths: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
+    """Source video → split, by a seeded shuffle. With three or more videos every split asked for
+    (fraction > 0) gets at least one video, and train always keeps at least one."""
+    order = sorted(paths)
+    np.random.default_rng(seed).shuffle(order)
+    n = len(order)
+    n_test = round(test_fraction * n)
+    n_val = round(val_fraction * n)
+    if n >= 3:
+        n_test = max(n_test, 1 if test_fraction > 0 else 0)
+        n_val = max(n_val, 1 if val_fraction > 0 else 0)
+    while n_test + n_val >= n and (n_test or n_val):
+        if n_val >= n_test:
+            n_val -= 1
+        else:
+            n_test -= 1
+    assignment = {}
+    for i, path in enumerate(order):
+        assignment[path] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return assignment
+
+
+def ingest_videos(folder: VideoFolder, params: IngestParams) -> tuple[dict[str, TripletSet], dict[str, Any]]:
+    if not folder.exists:
+        raise IngestError(
+            f"raw video folder {folder.root!r} does not exist: put videos there, "
+            "or set ingest.source=synthetic"
+        )
+    if not folder.files:
+        raise IngestError(f"raw video folder {folder.root!r} holds no video files (ingest.source=videos)")
+    clip, opts = params.clip, params.videos
+    quarantined: list[dict[str, str]] = []
+    pairs_by_video = {}
+    for video in folder.files:
+        path = f"{folder.root}/{video.relative_path}"
+        try:
+            if video.size_bytes == 0:
+                raise VideoError("empty file (0 bytes)")
+            pairs_by_video[video.relative_path] = video_pairs(
+                video.source(),
+                fps=clip.fps,
+                height=clip.height,
+                width=clip.width,
+                context_frames=clip.context_frames,
+                target_frames=clip.target_frames,
+                shot_threshold=opts.shot_threshold,
+                min_shot_seconds=opts.min_shot_seconds,
+                max_pairs=opts.max_pairs_per_video,
+            )
+        except VideoError as err:
+            logger.warning("skipping %s: %s", path, err)
+            quarantined.append({"path": path, "reason": str(err)})
+    if not pairs_by_video:
+        reasons = "; ".join(f"{q['path']}: {q['reason']}" for q in quarantined[:5])
+        raise IngestError(
+            f"none of the {len(folder.files)} videos under {folder.root!r} could be ingested ({reasons})"
+        )
+
+    split_of = assign_splits(list(pairs_by_video), opts.val_fraction, opts.test_fraction, params.seed)
+    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    clips: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in SPLITS}
+    for rel, pairs in pairs_by_video.items():
+        key = zlib.crc32(rel.encode())
+        family = family_of(rel, opts.default_family)
+        rng = np.random.default_rng([params.seed, key])
+        split = split_of[rel]
+        for k, pair in enumerate(pairs):
+            questions = QUESTIONS[family]
+            rows[split].append(
+                {
+                    "sample_id": f"video-{key:08x}-{k:04d}",
+                    "split": split,
+                    "family": family,
+                    "question": questions[int(rng.integers(len(questions)))],
+                    "caption": None,
+                    "source": f"{folder.root}/{rel}",
+                    "context_start": pair.context_start,
+                    "target_start": pair.target_start,
+                    "target_stop": pair.target_stop,
+                    "crosses_cut": pair.crosses_cut,
+                }
+            )
+            clips[split].append((pair.context, pair.target))
+    report = {
+        "source": "videos",
+        "folder": folder.root,
+        "videos_seen": len(folder.files),
+        "videos_ingested": len(pairs_by_video),
+        "videos_per_split": {s: sum(v == s for v in split_of.values()) for s in SPLITS},
+        "quarantined": quarantined,
+    }
+    return {s: TripletSet.from_arrays(rows[s], clips[s]) for s in SPLITS}, report

@@ -1,0 +1,14 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from vans_pipelines.hooks import ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    # `local` (git-ignored) overrides `base`; `kedro run --env paper` selects the paper's recipe instead.
+    "default_run_env": "local",
+}

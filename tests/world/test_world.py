@@ -1,0 +1,112 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vans_pipelines.world import EVENT_KINDS, all_captions, read_event, render_sample, render_split
+from vans_pipelines.world.events import Event
+from vans_pipelines.world.oracle import OracleConfig
+from vans_pipelines.world.scene import BACKGROUND, PALETTE, STRUCTURE
+
+GEOMETRY = {"context_frames": 16, "target_frames": 16, "height": 32, "width": 32}
+
+
+def test_same_seed_same_sample_and_other_seed_differs():
+    a = render_sample(3, "train", 7, **GEOMETRY)
+    b = render_sample(3, "train", 7, **GEOMETRY)
+    c = render_sample(4, "train", 7, **GEOMETRY)
+    assert np.array_equal(a.context, b.context) and np.array_equal(a.target, b.target)
+    assert (a.caption, a.question, a.event, a.state) == (b.caption, b.question, b.event, b.state)
+    assert not (np.array_equal(a.target, c.target) and a.event == c.event)
+
+
+def test_sample_does_not_depend_on_split_size():
+    small = render_split(0, "val", 3, **GEOMETRY)
+    large = render_split(0, "val", 10, **GEOMETRY)
+    for sid in small.index["sample_id"]:
+        for x, y in zip(small.clips(sid), large.clips(sid), strict=True):
+            assert np.array_equal(x, y)
+
+
+def test_sample_contents_and_shapes():
+    s = render_sample(0, "test", 1, context_frames=12, target_frames=8, height=32, width=48)
+    assert s.context.shape == (12, 32, 48, 3) and s.target.shape == (8, 32, 48, 3)
+    assert s.context.dtype == np.uint8
+    assert s.event.kind in EVENT_KINDS[s.family]
+    assert s.caption in all_captions(s.event)
+    assert s.question.endswith("?")
+    objects = s.state["objects"]
+    assert objects and {"colour", "shape", "x", "y", "vx", "vy"} <= set(objects[0])
+    # a scene never shows one colour twice: the oracle relies on it
+    assert len({o["colour"] for o in objects}) == len(objects)
+
+
+def test_target_continues_the_context():
+    """The first target frame follows the last context frame (same scene, small change)."""
+    for i in range(20):
+        s = render_sample(1, "train", i, **GEOMETRY)
+        changed = (s.context[-1] != s.target[0]).any(axis=-1).mean()
+        assert changed < 0.1, (i, s.event, changed)
+
+
+def test_both_families_and_every_event_kind_occur():
+    kinds = Counter(render_sample(0, "train", i, **GEOMETRY).event.kind for i in range(200))
+    assert set(kinds) == {k for ks in EVENT_KINDS.values() for k in ks}
+
+
+def test_captions_have_several_phrasings():
+    for kind in ("place", "paint", "stack", "remove", "bounce", "fall", "collide"):
+        phrasings = all_captions(Event(kind, "red square", "blue circle" if kind != "bounce" else "left"))
+        assert len(set(phrasings)) >= 3
+        assert all("red square" in p for p in phrasings)
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [GEOMETRY, {"context_frames": 8, "target_frames": 12, "height": 32, "width": 64}],
+    ids=["default-32x32x16", "wide-32x64x12"],
+)
+def test_oracle_recovers_every_event_kind(geometry):
+    """The acceptance bar: >= 99% of a 200-sample set read back exactly, for every event kind."""
+    right, total = Counter(), Counter()
+    for i in range(200):
+        s = render_sample(11, "val", i, **geometry)
+        total[s.event.kind] += 1
+        right[s.event.kind] += read_event(s.target) == s.event
+    assert set(total) == {k for ks in EVENT_KINDS.values() for k in ks}
+    assert sum(right.values()) / 200 >= 0.99, {k: f"{right[k]}/{total[k]}" for k in total}
+    for kind in total:
+        assert right[kind] / total[kind] >= 0.95, (kind, right[kind], total[kind])
+
+
+def test_oracle_is_not_fooled_by_a_still_or_empty_clip():
+    s = render_sample(0, "train", 0, **GEOMETRY)
+    still = np.repeat(s.target[:1], 16, axis=0)
+    assert read_event(still) is None
+    assert read_event(np.zeros((8, 32, 32, 3), np.uint8)) is None
+
+
+def test_oracle_tells_a_wrong_answer_from_the_right_one():
+    """A clip of one event is not read as another sample's event (the oracle discriminates)."""
+    a = render_sample(5, "test", 0, **GEOMETRY)
+    others = [render_sample(5, "test", i, **GEOMETRY) for i in range(1, 30)]
+    assert all(read_event(a.target) != o.event for o in others if o.event != a.event)
+
+
+def test_oracle_tolerates_mild_noise():
+    rng = np.random.default_rng(0)
+    hits = 0
+    for i in range(40):
+        s = render_sample(2, "val", i, **GEOMETRY)
+        noisy = np.clip(s.target.astype(int) + rng.integers(-20, 21, s.target.shape), 0, 255).astype(np.uint8)
+        hits += read_event(noisy) == s.event
+    assert hits >= 38
+
+
+def test_palette_colours_are_far_apart_and_far_from_the_scenery():
+    tolerance = OracleConfig().colour_tolerance
+    rgb = np.array(list(PALETTE.values()), float)
+    d = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)
+    assert d[np.triu_indices(len(rgb), 1)].min() > 1.5 * tolerance
+    for scenery in (BACKGROUND, STRUCTURE):
+        assert np.linalg.norm(rgb - np.array(scenery), axis=-1).min() > tolerance

@@ -26,7 +26,9 @@ def shot_clip(colour: tuple[int, int, int], frames: int, height: int = 48, width
     return clip
 
 
-def encode_cut_video(path: Path, shot_colours, seconds_per_shot: float, fps: int = 24, codec: str = "libx264"):
+def encode_cut_video(
+    path: Path, shot_colours, seconds_per_shot: float, fps: int = 24, codec: str = "libx264"
+):
     """An mp4 of several shots separated by hard cuts; returns the true cut times (seconds)."""
     frames_per_shot = round(seconds_per_shot * fps)
     shots = [shot_clip(c, frames_per_shot, seed=i) for i, c in enumerate(shot_colours)]
@@ -62,5 +64,6 @@ def project_copy(tmp_path) -> Path:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()  # Kedro wants one; the installed package is what runs
     (root / "data" / "01_raw").mkdir(parents=True)
     return root

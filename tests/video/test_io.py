@@ -29,7 +29,9 @@ def test_encode_rejects_wrong_layout(tmp_path):
 def test_decode_resampled_fps_size_and_callback(cut_video):
     path, _ = cut_video  # 6 s, 24 fps, 64x48
     seen = []
-    video = decode_resampled(str(path), fps=8, height=32, width=32, on_frame=lambda i, f, fps: seen.append((i, fps)))
+    video = decode_resampled(
+        str(path), fps=8, height=32, width=32, on_frame=lambda i, f, fps: seen.append((i, fps))
+    )
     assert video.frames.shape == (48, 32, 32, 3)  # 6 s at 8 fps, centre-cropped square
     assert video.native_frames == 144 and len(seen) == 144
     assert seen[0] == (0, 24.0)

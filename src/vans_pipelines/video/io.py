@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import IO
 
 import av
+import cv2
 import numpy as np
 
 
@@ -36,6 +37,34 @@ def _cover_size(src_w: int, src_h: int, width: int, height: int) -> tuple[int, i
     return max(width, math.ceil(src_w * scale)), max(height, math.ceil(src_h * scale))
 
 
+ANALYSIS_WIDTH = 96  # pixels across the small image that shot detection looks at
+
+
+def analysis_image(frame: av.VideoFrame) -> np.ndarray:
+    """A small BGR image of ``frame`` for cheap per-frame analysis (shot detection).
+
+    For the common planar YUV 4:2:0 frames it subsamples the planes in numpy and converts only the
+    small result, so no full-size colour conversion is paid for frames that are not kept.
+    """
+    step = max(2, 2 * round(frame.width / ANALYSIS_WIDTH / 2))
+    if frame.format.name in ("yuv420p", "yuvj420p"):
+        planes = []
+        for i, sub in ((0, step), (1, step // 2), (2, step // 2)):
+            plane = frame.planes[i]
+            arr = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            planes.append(arr[::sub, ::sub])
+        h = min(p.shape[0] for p in planes)
+        w = min(p.shape[1] for p in planes)
+        y, cb, cr = (p[:h, :w] for p in planes)
+        return cv2.cvtColor(np.dstack([y, cr, cb]), cv2.COLOR_YCrCb2BGR)
+    return frame.to_ndarray(
+        format="bgr24",
+        width=max(1, frame.width // step),
+        height=max(1, frame.height // step),
+        interpolation="AREA",
+    )
+
+
 def decode_resampled(
     source: str | IO[bytes],
     *,
@@ -48,8 +77,8 @@ def decode_resampled(
     """Decode ``source`` once; return its frames at ``fps``, centre-cropped and scaled to
     ``height`` x ``width``.
 
-    ``on_frame(index, rgb_frame, native_fps)`` sees every native frame (already scaled), e.g. for shot
-    detection.
+    ``on_frame(index, bgr_image, native_fps)`` sees every native frame as a small
+    :func:`analysis_image`, e.g. for shot detection.
     Raises :class:`VideoError` for files that are not videos, have no video stream, or are truncated
     (decoding fails part-way, or yields fewer than ``min_frames_ratio`` of the frames the header declares).
     """
@@ -78,16 +107,19 @@ def decode_resampled(
                     top, left = (cover_h - height) // 2, (cover_w - width) // 2
                     crop = (cover_w, cover_h, slice(top, top + height), slice(left, left + width))
                 t = float(frame.time) if frame.time is not None else (n / native_fps if native_fps else 0.0)
-                cover_w, cover_h, rows, cols = crop
-                rgb = np.ascontiguousarray(
-                    frame.to_ndarray(format="rgb24", width=cover_w, height=cover_h)[rows, cols]
-                )
                 if on_frame is not None:
-                    on_frame(n, rgb, native_fps)
-                # keep the latest frame at or before each grid time (sample-and-hold resampling)
-                while t + 1e-6 >= next_t:
-                    kept.append(rgb)
-                    next_t += step
+                    on_frame(n, analysis_image(frame), native_fps)
+                # Resample to the fps grid: each grid time takes the first frame at or after it. Only
+                # these frames pay for the full-quality (area-averaged) scale to the clip size.
+                if t + 1e-6 >= next_t:
+                    cover_w, cover_h, rows, cols = crop
+                    full = frame.to_ndarray(
+                        format="rgb24", width=cover_w, height=cover_h, interpolation="AREA"
+                    )
+                    rgb = np.ascontiguousarray(full[rows, cols])
+                    while t + 1e-6 >= next_t:
+                        kept.append(rgb)
+                        next_t += step
                 n += 1
                 last_t = t
         except av.FFmpegError as err:

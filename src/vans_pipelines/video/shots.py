@@ -7,7 +7,7 @@ from scenedetect import ContentDetector, FrameTimecode
 
 
 class ShotDetector:
-    """Collects hard cuts from frames pushed in decode order (RGB, any size).
+    """Collects hard cuts from frames pushed in decode order (small BGR images, see ``analysis_image``).
 
     Use it as the ``on_frame`` callback of :func:`~vans_pipelines.video.io.decode_resampled`.
     ``threshold`` is PySceneDetect's content score (HSV change, 0-255; its default is 27);
@@ -21,12 +21,11 @@ class ShotDetector:
         self.cut_frames: list[int] = []
         self._detector: ContentDetector | None = None
 
-    def __call__(self, index: int, rgb: np.ndarray, native_fps: float) -> None:
+    def __call__(self, index: int, bgr: np.ndarray, native_fps: float) -> None:
         if self._detector is None:
             self.fps = native_fps if native_fps > 0 else 25.0
             min_len = max(1, round(self.min_shot_seconds * self.fps))
             self._detector = ContentDetector(threshold=self.threshold, min_scene_len=min_len)
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
         for cut in self._detector.process_frame(FrameTimecode(index, fps=self.fps), bgr):
             self.cut_frames.append(int(cut.frame_num))
 

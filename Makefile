@@ -9,7 +9,7 @@ KEDRO_ARGS ?=
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test lint bench clean-venv
+.PHONY: setup run test bench repro clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/ingest.py
+
+# DVC runs each stage as `kedro run --pipelines <stage>`: kedro must be on PATH.
+repro: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 clean-venv:
 	rm -rf $(VENV)

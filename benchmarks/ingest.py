@@ -66,14 +66,18 @@ def decode_only(files: list[Path], to_rgb: bool) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=None)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or make_folder(Path(tmp))
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".mp4", ".mov", ".avi", ".mkv", ".webm"})
+        files = sorted(
+            p for p in folder.rglob("*") if p.suffix.lower() in {".mp4", ".mov", ".avi", ".mkv", ".webm"}
+        )
         frames = decode_only(files, to_rgb=False)
         best = {"decode": float("inf"), "decode+rgb": float("inf"), "ingest": float("inf")}
         triplets = 0

@@ -89,10 +89,6 @@ class TripletSet(Sequence[Triplet]):
             by_id[sample_id] = (context, target)
         return cls(index, by_id.__getitem__)
 
-    @classmethod
-    def empty(cls) -> TripletSet:
-        return cls.from_arrays([], [])
-
     def __len__(self) -> int:
         return len(self.index)
 
@@ -112,26 +108,6 @@ class TripletSet(Sequence[Triplet]):
     def clips(self, sample_id: str) -> ClipPair:
         """The (context, target) clips of one sample."""
         return self._clip_loader(sample_id)
-
-    def select(self, mask: pd.Series | np.ndarray) -> TripletSet:
-        """The rows where ``mask`` holds, sharing this set's clip loader."""
-        return TripletSet(self.index[np.asarray(mask, dtype=bool)], self._clip_loader)
-
-    def frame_count(self) -> int:
-        """Total frames of all clips (context + target), for throughput figures."""
-        return sum(c.shape[0] + t.shape[0] for c, t in (self.clips(s) for s in self.index["sample_id"]))
-
-
-def concat(sets: Sequence[TripletSet]) -> TripletSet:
-    """One set holding the rows of all ``sets`` (sample ids must stay unique)."""
-    if not sets:
-        return TripletSet.empty()
-    owner: dict[str, TripletSet] = {}
-    for s in sets:
-        for sample_id in s.index["sample_id"]:
-            owner[sample_id] = s
-    index = pd.concat([s.index for s in sets], ignore_index=True)
-    return TripletSet(index, lambda sample_id: owner[sample_id].clips(sample_id))
 
 
 def _columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import fsspec
 from kedro.io import AbstractDataset, DatasetError
-from kedro.io.core import get_protocol_and_path
 
-from vans_pipelines.datasets._atomic import atomic_file
+from vans_pipelines.datasets._fs import atomic_file, resolve_filesystem
 
 
 class AtomicJSONDataset(AbstractDataset[Any, Any]):
@@ -31,9 +29,7 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        protocol, self._path = get_protocol_and_path(path)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
+        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
         self._indent = indent
         self.metadata = metadata
 

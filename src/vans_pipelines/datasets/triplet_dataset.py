@@ -15,13 +15,11 @@ import io
 import re
 from typing import Any, Literal
 
-import fsspec
 import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
-from kedro.io.core import get_protocol_and_path
 
-from vans_pipelines.datasets._atomic import atomic_directory
+from vans_pipelines.datasets._fs import atomic_directory, resolve_filesystem
 from vans_pipelines.triplets import ClipPair, TripletSet, check_clip
 from vans_pipelines.video.io import decode_all, encode_video
 
@@ -59,9 +57,7 @@ class TripletDataset(AbstractDataset[TripletSet, TripletSet]):
             raise DatasetError(
                 f"TripletDataset({path}): clip_format must be 'npz' or 'mp4', got {clip_format!r}"
             )
-        protocol, self._path = get_protocol_and_path(path)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
+        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
         self._clip_format = clip_format
         self._fps = fps
         self.metadata = metadata

@@ -11,7 +11,8 @@ from typing import IO, Any
 
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
-from kedro.io.core import get_protocol_and_path
+
+from vans_pipelines.datasets._fs import resolve_filesystem
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,7 @@ class VideoFolderDataset(AbstractDataset[None, VideoFolder]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        protocol, self._path = get_protocol_and_path(path)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
+        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
         self._extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.metadata = metadata
 

@@ -1,12 +1,23 @@
-"""Write-then-rename helpers: a failed save leaves the previous output whole and no half-written one."""
+"""Filesystem plumbing shared by the datasets: fsspec resolution and write-then-rename saves (a failed
+save leaves the previous output whole and no half-written one)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import fsspec
+from kedro.io.core import get_protocol_and_path
+
+
+def resolve_filesystem(
+    path: str, credentials: dict[str, Any] | None, fs_args: dict[str, Any] | None
+) -> tuple[str, str, fsspec.AbstractFileSystem]:
+    """(protocol, path without protocol, filesystem) for a dataset's ``path``, as Kedro datasets do."""
+    protocol, bare = get_protocol_and_path(path)
+    return protocol, bare, fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
 
 
 def _sibling(path: str, tag: str) -> str:

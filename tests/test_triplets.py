@@ -18,7 +18,7 @@ def test_from_arrays_keeps_rows_clips_and_extra_columns():
     s = TripletSet.from_arrays([{**ROW, "caption": None, "crosses_cut": True}], [(CLIP, CLIP + 1)])
     t = s[0]
     assert len(s) == 1 and t.caption is None and t.extra == {"crosses_cut": True}
-    assert t.target.max() == 1 and list(s)[0].sample_id == "a"
+    assert t.target.max() == 1 and next(iter(s)).sample_id == "a"
 
 
 def test_rejects_missing_columns_duplicates_mismatches_and_bad_clips():

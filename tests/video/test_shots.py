@@ -1,5 +1,6 @@
 import pytest
 
+from tests.conftest import encode_cut_video
 from vans_pipelines.video import ShotDetector, decode_resampled
 
 
@@ -11,8 +12,6 @@ def test_pyscenedetect_finds_the_hard_cuts(cut_video):
 
 
 def test_no_cut_in_a_single_shot(tmp_path):
-    from tests.conftest import encode_cut_video
-
     path = tmp_path / "one.mp4"
     encode_cut_video(path, [(120, 40, 40)], seconds_per_shot=3.0)
     detector = ShotDetector()
@@ -21,8 +20,6 @@ def test_no_cut_in_a_single_shot(tmp_path):
 
 
 def test_min_shot_length_suppresses_close_cuts(tmp_path):
-    from tests.conftest import encode_cut_video
-
     path = tmp_path / "flicker.mp4"
     encode_cut_video(path, [(200, 30, 30), (30, 160, 40), (40, 60, 210)], seconds_per_shot=0.25)
     detector = ShotDetector(min_shot_seconds=1.0)

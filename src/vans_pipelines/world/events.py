@@ -15,6 +15,7 @@ frame at any configured size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -200,6 +201,17 @@ def _physics_objects(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
     return list(zip(colours, shapes, strict=True))
 
 
+def _physics_episode(
+    at: Callable[[int], list[WorldObject]], context_frames: int, target_frames: int, event: Event
+) -> Episode:
+    """An episode of the physics layout from ``at(tau)``, the scene at frame ``tau`` relative to the
+    target's first frame (negative: context)."""
+    layout = Layout("physics")
+    context = [at(t) for t in range(-context_frames, 0)]
+    target = [at(t) for t in range(target_frames)]
+    return Episode(layout, context, target, event, _scene_state(layout, context[-2], context[-1]))
+
+
 def bounce_episode(
     rng: np.random.Generator, context_frames: int, target_frames: int, aspect: float
 ) -> Episode:
@@ -218,11 +230,7 @@ def bounce_episode(
     def at(tau: int) -> list[WorldObject]:
         return [WorldObject(colour, shape, x_contact - toward * v * abs(h - tau), y, size)]
 
-    layout = Layout("physics")
-    context = [at(t) for t in range(-context_frames, 0)]
-    target = [at(t) for t in range(target_frames)]
-    event = Event("bounce", f"{colour} {shape}", side)
-    return Episode(layout, context, target, event, _scene_state(layout, context[-2], context[-1]))
+    return _physics_episode(at, context_frames, target_frames, Event("bounce", f"{colour} {shape}", side))
 
 
 def fall_episode(rng: np.random.Generator, context_frames: int, target_frames: int, aspect: float) -> Episode:
@@ -238,11 +246,7 @@ def fall_episode(rng: np.random.Generator, context_frames: int, target_frames: i
         t = min(tau, h) + context_frames
         return [WorldObject(colour, shape, x, y0 + 0.5 * g * t * t, size)]
 
-    layout = Layout("physics")
-    context = [at(t) for t in range(-context_frames, 0)]
-    target = [at(t) for t in range(target_frames)]
-    event = Event("fall", f"{colour} {shape}")
-    return Episode(layout, context, target, event, _scene_state(layout, context[-2], context[-1]))
+    return _physics_episode(at, context_frames, target_frames, Event("fall", f"{colour} {shape}"))
 
 
 def collide_episode(
@@ -270,11 +274,9 @@ def collide_episode(
         hit_x = x_hit + toward * v * (tau - h) if tau > h else x_hit
         return [WorldObject(c_mover, s_mover, mover_x, y, size), WorldObject(c_hit, s_hit, hit_x, y, size)]
 
-    layout = Layout("physics")
-    context = [at(t) for t in range(-context_frames, 0)]
-    target = [at(t) for t in range(target_frames)]
-    event = Event("collide", f"{c_mover} {s_mover}", f"{c_hit} {s_hit}")
-    return Episode(layout, context, target, event, _scene_state(layout, context[-2], context[-1]))
+    return _physics_episode(
+        at, context_frames, target_frames, Event("collide", f"{c_mover} {s_mover}", f"{c_hit} {s_hit}")
+    )
 
 
 PREDICTIVE_EPISODES = {"bounce": bounce_episode, "fall": fall_episode, "collide": collide_episode}

@@ -1,0 +1,98 @@
+"""LoRA adapters through peft, one implementation for the VLM and the VDM transformer.
+
+Adapters are injected into the model in place (``peft.inject_adapter_in_model``), so the wrapped model keeps
+its own class and forward; the reference policy for GRPO's KL is the same model with its adapters disabled
+(:func:`adapters_disabled`), so no second copy lives in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
+from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors.torch import load_file, save_file
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """What to adapt and how strongly (the paper: rank 8, alpha 32 on the attention projections)."""
+
+    rank: int = 8
+    alpha: float = 32.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = field(default=("q_proj", "k_proj", "v_proj", "o_proj"))
+
+    def to_peft(self) -> LoraConfig:
+        return LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+        )
+
+
+def has_lora(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, BaseTunerLayer) for m in module.modules())
+
+
+def add_lora(module: torch.nn.Module, spec: LoraSpec) -> torch.nn.Module:
+    """Inject a fresh adapter (B = 0, so outputs are unchanged) and freeze everything else."""
+    if has_lora(module):
+        raise ValueError(f"{type(module).__name__} already carries a LoRA adapter")
+    inject_adapter_in_model(spec.to_peft(), module)
+    for name, param in module.named_parameters():
+        param.requires_grad = "lora_" in name
+    return module
+
+
+@contextmanager
+def adapters_disabled(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run ``module`` as its base model (the GRPO reference policy) inside the block."""
+    layers = [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
+    for layer in layers:
+        layer.enable_adapters(False)
+    try:
+        yield module
+    finally:
+        for layer in layers:
+            layer.enable_adapters(True)
+
+
+def save_lora(module: torch.nn.Module, directory: str | Path, spec: LoraSpec) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
+    save_file(state, str(directory / ADAPTER_WEIGHTS))
+    (directory / ADAPTER_CONFIG).write_text(json.dumps(asdict(spec), indent=2) + "\n")
+
+
+def load_lora(module: torch.nn.Module, directory: str | Path) -> LoraSpec:
+    """Inject the adapter saved in ``directory`` into ``module`` and load its weights."""
+    directory = Path(directory)
+    raw = json.loads((directory / ADAPTER_CONFIG).read_text())
+    spec = LoraSpec(**{**raw, "target_modules": tuple(raw["target_modules"])})
+    add_lora(module, spec)
+    result = set_peft_model_state_dict(module, load_file(str(directory / ADAPTER_WEIGHTS)))
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise ValueError(f"{directory}: adapter weights do not fit the model: {unexpected[:3]}")
+    return spec
+
+
+def base_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of ``module`` without its adapter, under the base model's own key names."""
+    out = {}
+    for key, value in module.state_dict().items():
+        if "lora_" in key:
+            continue
+        out[key.replace(".base_layer.", ".")] = value
+    return out

@@ -1,0 +1,379 @@
+"""The video diffusion model: a Wan2.1-style flow-matching transformer through diffusers.
+
+``WanTransformer3DModel`` denoises VAE latents (``AutoencoderKLWan``) of the answer clip, conditioned on
+(a) the caption, through a UMT5 text encoder (the tiny default is a one-layer UMT5 over the project's own
+tokenizer), and (b) the visual context: VAE latents of the context clip's last ``context_frames`` frames,
+channel-concatenated to the noisy latents with a mask channel, image-to-video style, so the answer
+continues the user's scene. Rectified flow: ``x_t = (1 - t) x_0 + t noise``, the transformer predicts
+``noise - x_0``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from copy import deepcopy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
+
+from vans_pipelines.models.lora import LoraSpec, add_lora, base_state_dict, has_lora, load_lora, save_lora
+
+META_FILE = "vans_vdm.json"
+
+
+@dataclass(frozen=True)
+class TinyVDMSpec:
+    """The embedded default's sizes: a VAE with 4x spatial and no temporal compression, a 2-block DiT."""
+
+    latent_channels: int = 8
+    vae_base_dim: int = 8
+    vae_dim_mult: tuple[int, ...] = (1, 2, 2)
+    num_layers: int = 2
+    num_heads: int = 2
+    head_dim: int = 32
+    ffn_dim: int = 128
+    freq_dim: int = 32
+    text_dim: int = 32
+    text_layers: int = 1
+    text_heads: int = 2
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """How the VDM is conditioned and sampled (saved with the weights)."""
+
+    context_frames: int = 6
+    text_max_length: int = 32
+    shift: float = 1.0  # flow-matching time shift (Wan2.1 uses 3.0 at 480p)
+
+
+def vae_factors(vae: AutoencoderKLWan) -> tuple[int, int]:
+    """(spatial, temporal) compression of a Wan VAE, from its config."""
+    spatial = 2 ** (len(vae.config.dim_mult) - 1)
+    temporal = 2 ** sum(bool(x) for x in vae.config.temperal_downsample)
+    return spatial, temporal
+
+
+def to_model_video(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B, T, H, W, 3]`` → float ``[B, 3, T, H, W]`` in [-1, 1]."""
+    x = torch.as_tensor(frames)
+    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def to_uint8_video(x: torch.Tensor) -> np.ndarray:
+    """float ``[B, 3, T, H, W]`` in [-1, 1] → uint8 ``[B, T, H, W, 3]``."""
+    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+@dataclass
+class VideoDiffusionModel:
+    """Transformer + VAE + text encoder + tokenizer + sampling settings, saved and loaded as one folder."""
+
+    transformer: WanTransformer3DModel
+    vae: AutoencoderKLWan
+    text_encoder: UMT5EncoderModel
+    tokenizer: PreTrainedTokenizerBase
+    conditioning: Conditioning = Conditioning()
+    base_path: str | None = None
+    lora: LoraSpec | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ latents
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    def _latent_stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.vae.config.latents_mean, device=like.device, dtype=like.dtype)
+        std = torch.tensor(self.vae.config.latents_std, device=like.device, dtype=like.dtype)
+        return mean.view(1, -1, 1, 1, 1), std.view(1, -1, 1, 1, 1)
+
+    def encode(self, video: torch.Tensor, *, sample: bool = False) -> torch.Tensor:
+        """``[B, 3, T, H, W]`` in [-1, 1] → normalised latents ``[B, z, T', H/s, W/s]``.
+
+        A VAE without temporal compression encodes frame by frame (the causal VAE's single-frame path),
+        which is also how context frames are encoded."""
+        _, temporal = vae_factors(self.vae)
+        b, _, t = video.shape[:3]
+        if temporal == 1 or t == 1:
+            frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, 3, 1, *video.shape[3:])
+            dist = self.vae.encode(frames).latent_dist
+            z = dist.sample() if sample else dist.mode()
+            z = z.reshape(b, t, *z.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)
+        else:
+            dist = self.vae.encode(video).latent_dist
+            z = dist.sample() if sample else dist.mode()
+        mean, std = self._latent_stats(z)
+        return (z - mean) / std
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents → video ``[B, 3, T, H, W]`` in [-1, 1]."""
+        mean, std = self._latent_stats(latents)
+        z = latents * std + mean
+        _, temporal = vae_factors(self.vae)
+        if temporal == 1:
+            b, c, t = z.shape[:3]
+            frames = z.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, *z.shape[3:])
+            x = self.vae.decode(frames).sample
+            return x.reshape(b, t, 3, *x.shape[3:]).permute(0, 2, 1, 3, 4)
+        return self.vae.decode(z).sample
+
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        spatial, temporal = vae_factors(self.vae)
+        t = frames if temporal == 1 else (frames - 1) // temporal + 1
+        return (self.vae.config.z_dim, t, height // spatial, width // spatial)
+
+    # ------------------------------------------------------------------ conditions
+    def encode_text(self, captions: Sequence[str]) -> torch.Tensor:
+        """Caption embeddings ``[B, L, D]``, padding positions zeroed (as Wan's pipeline does)."""
+        tokens = self.tokenizer(
+            list(captions),
+            padding="max_length",
+            max_length=self.conditioning.text_max_length,
+            truncation=True,
+            return_tensors="pt",
+            add_special_tokens=True,
+        )
+        ids, mask = tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+        hidden = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+
+    def encode_context(self, context: np.ndarray | torch.Tensor, latent_frames: int) -> torch.Tensor:
+        """Context clips (uint8 ``[B, T, H, W, 3]``) → ``[B, z + 1, T', h, w]``: latents of the last
+        ``context_frames`` frames (each encoded alone) in the first latent slots, a mask channel of ones
+        there, zeros elsewhere."""
+        n = self.conditioning.context_frames
+        if n > latent_frames:
+            raise ValueError(f"context_frames={n} exceeds the answer's {latent_frames} latent frames")
+        clip = torch.as_tensor(context)[:, -n:]
+        if clip.shape[1] < n:
+            raise ValueError(f"context clips have {clip.shape[1]} frames; context_frames={n}")
+        video = to_model_video(clip).to(self.device, self.vae.dtype)
+        b = video.shape[0]
+        latents = self.encode(video.permute(0, 2, 1, 3, 4).reshape(b * n, 3, 1, *video.shape[3:]))
+        latents = latents.reshape(b, n, *latents.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)
+        z, _, h, w = latents.shape[1:]
+        cond = latents.new_zeros(b, z + 1, latent_frames, h, w)
+        cond[:, :z, :n] = latents
+        cond[:, z, :n] = 1.0
+        return cond
+
+    def velocity(
+        self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, condition: torch.Tensor
+    ) -> torch.Tensor:
+        """The transformer's flow prediction (``noise - x_0``) at noise level ``sigma`` ∈ [0, 1] per sample."""
+        hidden = torch.cat([latents, condition.to(latents.dtype)], dim=1)
+        timestep = (sigma * 1000.0).to(latents.dtype).expand(latents.shape[0])
+        return self.transformer(hidden, timestep, text.to(latents.dtype), return_dict=False)[0]
+
+    # ------------------------------------------------------------------ training and sampling
+    def shift_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        s = self.conditioning.shift
+        return s * sigma / (1 + (s - 1) * sigma)
+
+    def flow_matching_loss(
+        self,
+        target: np.ndarray | torch.Tensor,
+        context: np.ndarray | torch.Tensor,
+        captions: Sequence[str],
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Rectified-flow loss on one batch: ``|v(x_t, t) - (noise - x_0)|²`` at a random shifted ``t``."""
+        with torch.no_grad():
+            x0 = self.encode(to_model_video(target).to(self.device, self.vae.dtype))
+            cond = self.encode_context(context, x0.shape[2])
+        text = self.encode_text(captions)
+        b = x0.shape[0]
+        sigma = self.shift_sigma(torch.rand(b, generator=generator, device="cpu").to(self.device))
+        noise = torch.randn(x0.shape, generator=generator, device="cpu").to(self.device, x0.dtype)
+        s = sigma.view(b, 1, 1, 1, 1).to(x0.dtype)
+        x_t = (1 - s) * x0 + s * noise
+        v = self.velocity(x_t, sigma, text, cond)
+        return torch.nn.functional.mse_loss(v.float(), (noise - x0).float())
+
+    def sigmas(self, num_steps: int) -> torch.Tensor:
+        """The sampler's noise levels, 1 → 0 (``num_steps + 1`` values), from diffusers' flow scheduler."""
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.conditioning.shift)
+        scheduler.set_timesteps(num_steps)
+        return scheduler.sigmas.float()
+
+    def prepare(
+        self,
+        captions: Sequence[str],
+        context: np.ndarray | torch.Tensor,
+        frames: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(initial noise, text embeddings, context condition) for sampling ``len(captions)`` clips."""
+        shape = (len(captions), *self.latent_shape(frames, height, width))
+        noise = torch.randn(shape, generator=generator, device="cpu").to(self.device, self.transformer.dtype)
+        return noise, self.encode_text(captions), self.encode_context(context, shape[2])
+
+    @torch.no_grad()
+    def sample(
+        self,
+        captions: Sequence[str],
+        context: np.ndarray | torch.Tensor,
+        *,
+        frames: int,
+        num_steps: int = 10,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """Answer clips (uint8 ``[B, T, H, W, 3]``) by the flow ODE with diffusers' Euler scheduler."""
+        context = torch.as_tensor(context)
+        height, width = context.shape[2:4]
+        generator = torch.Generator().manual_seed(seed)
+        latents, text, cond = self.prepare(captions, context, frames, height, width, generator)
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=self.conditioning.shift)
+        scheduler.set_timesteps(num_steps)
+        for t in scheduler.timesteps:
+            sigma = (t / 1000.0).to(self.device).expand(latents.shape[0])
+            v = self.velocity(latents, sigma, text, cond)
+            latents = scheduler.step(v, t, latents, return_dict=False)[0]
+        return to_uint8_video(self.decode(latents))
+
+    # ------------------------------------------------------------------ modules, adapters, persistence
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"transformer": self.transformer, "vae": self.vae, "text_encoder": self.text_encoder}
+
+    def to(self, device: torch.device | str) -> VideoDiffusionModel:
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
+    def add_lora(self, spec: LoraSpec) -> None:
+        add_lora(self.transformer, spec)
+        self.lora = spec
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """diffusers' folder layout (transformer/, vae/, text_encoder/, tokenizer/) plus ``vans_vdm.json``;
+        with LoRA the transformer is stored as an adapter over a referenced (or copied) base."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        base_ref = None
+        if has_lora(self.transformer):
+            save_lora(self.transformer, path / "transformer_adapter", self.lora or LoraSpec())
+            if self.base_path is None:
+                base = WanTransformer3DModel.from_config(deepcopy(self.transformer.config))
+                base.load_state_dict(base_state_dict(self.transformer))
+                base.save_pretrained(path / "transformer")
+                base_ref = "."
+            else:
+                base_ref = self.base_path
+        else:
+            self.transformer.save_pretrained(path / "transformer")
+        self.vae.save_pretrained(path / "vae")
+        self.text_encoder.save_pretrained(path / "text_encoder")
+        self.tokenizer.save_pretrained(path / "tokenizer")
+        meta = {"conditioning": asdict(self.conditioning), "transformer_base": base_ref, "extra": self.extra}
+        (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, conditioning: Conditioning | None = None, dtype: torch.dtype | None = None
+    ) -> VideoDiffusionModel:
+        """A folder written by :meth:`save_pretrained`, or a Wan2.1 diffusers checkpoint (text-to-video
+        ones get zero-initialised input channels for the context condition, so they start unchanged)."""
+        local = Path(path)
+        meta = json.loads((local / META_FILE).read_text()) if (local / META_FILE).is_file() else {}
+        kwargs = {"torch_dtype": dtype} if dtype is not None else {}
+        base = meta.get("transformer_base")
+        transformer_root = local if base in (None, ".") else Path(base)
+        transformer = WanTransformer3DModel.from_pretrained(
+            str(transformer_root), subfolder="transformer", **kwargs
+        )
+        vae = AutoencoderKLWan.from_pretrained(str(local), subfolder="vae", **kwargs)
+        text_encoder = UMT5EncoderModel.from_pretrained(
+            str(local / "text_encoder"), **({"dtype": dtype} if dtype else {})
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(local / "tokenizer"))
+        if conditioning is None:
+            conditioning = Conditioning(**meta["conditioning"]) if meta else Conditioning()
+        z = vae.config.z_dim
+        if transformer.config.in_channels == z:
+            transformer = with_context_channels(transformer, 2 * z + 1)
+        vdm = cls(
+            transformer,
+            vae,
+            text_encoder,
+            tokenizer,
+            conditioning,
+            base_path=None if meta else str(local),
+            extra=meta.get("extra", {}),
+        )
+        if base is not None:
+            vdm.lora = load_lora(transformer, local / "transformer_adapter")
+            vdm.base_path = None if base == "." else str(base)
+        return vdm
+
+
+def with_context_channels(transformer: WanTransformer3DModel, in_channels: int) -> WanTransformer3DModel:
+    """Widen the patch embedding to ``in_channels`` with zero weights on the new (condition) channels."""
+    old = transformer.patch_embedding
+    new = torch.nn.Conv3d(in_channels, old.out_channels, old.kernel_size, old.stride, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.weight[:, : old.in_channels] = old.weight
+        new.bias.copy_(old.bias)
+    transformer.patch_embedding = new
+    transformer.register_to_config(in_channels=in_channels)
+    return transformer
+
+
+def build_tiny_vdm(
+    tokenizer: PreTrainedTokenizerBase, spec: TinyVDMSpec, conditioning: Conditioning, *, seed: int = 0
+) -> VideoDiffusionModel:
+    """Random-init tiny Wan transformer, Wan VAE and UMT5 text encoder from their real config classes."""
+    z = spec.latent_channels
+    levels = len(spec.vae_dim_mult) - 1
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        vae = AutoencoderKLWan(
+            base_dim=spec.vae_base_dim,
+            z_dim=z,
+            dim_mult=list(spec.vae_dim_mult),
+            num_res_blocks=1,
+            temperal_downsample=[False] * levels,
+            latents_mean=[0.0] * z,
+            latents_std=[1.0] * z,
+        )
+        transformer = WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=spec.num_heads,
+            attention_head_dim=spec.head_dim,
+            in_channels=2 * z + 1,
+            out_channels=z,
+            text_dim=spec.text_dim,
+            freq_dim=spec.freq_dim,
+            ffn_dim=spec.ffn_dim,
+            num_layers=spec.num_layers,
+            rope_max_seq_len=256,
+        )
+        text_encoder = UMT5EncoderModel(
+            UMT5Config(
+                vocab_size=len(tokenizer),
+                d_model=spec.text_dim,
+                d_kv=spec.text_dim // spec.text_heads,
+                d_ff=2 * spec.text_dim,
+                num_layers=spec.text_layers,
+                num_heads=spec.text_heads,
+                relative_attention_num_buckets=8,
+                relative_attention_max_distance=32,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                decoder_start_token_id=tokenizer.pad_token_id,
+                dropout_rate=0.0,
+            )
+        )
+    for module in (vae, transformer, text_encoder):
+        module.eval()
+    return VideoDiffusionModel(transformer, vae, text_encoder, tokenizer, conditioning)

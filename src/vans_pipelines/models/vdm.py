@@ -168,7 +168,7 @@ class VideoDiffusionModel:
     def velocity(
         self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, condition: torch.Tensor
     ) -> torch.Tensor:
-        """The transformer's flow prediction (``noise - x_0``) at noise level ``sigma`` ∈ [0, 1] per sample."""
+        """The transformer's flow prediction (``noise - x_0``) at noise level ``sigma`` in [0, 1]."""
         hidden = torch.cat([latents, condition.to(latents.dtype)], dim=1)
         timestep = (sigma * 1000.0).to(latents.dtype).expand(latents.shape[0])
         return self.transformer(hidden, timestep, text.to(latents.dtype), return_dict=False)[0]

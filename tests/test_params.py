@@ -51,8 +51,8 @@ def test_paper_config_has_the_paper_clip_geometry():
         ("ingest.clip.height", 30, "ingest.clip.height: 30 is not divisible by"),
         (
             "ingest.clip.width",
-            40,
-            "ingest.clip.width: 40 is not divisible by vae_spatial_factor x patch = 8 x 2 = 16",
+            36,
+            "ingest.clip.width: 36 is not divisible by vae_spatial_factor x patch = 4 x 2 = 8",
         ),
         (
             "ingest.synthetic.num_val",
@@ -79,7 +79,10 @@ def test_temporal_vae_needs_4k_plus_1_frames():
     params = with_override(
         with_override(params, "ingest.clip.context_frames", 17), "ingest.clip.target_frames", 17
     )
-    validate_parameters(params)
+    # 17 frames are 5 latent frames: too few slots for the 6 context latents.
+    with pytest.raises(ParameterError, match=r"sft.vdm.conditioning.context_frames: 6 latent slots"):
+        validate_parameters(params)
+    validate_parameters(with_override(params, "sft.vdm.conditioning.context_frames", 5))
 
 
 def test_all_errors_are_reported_together():

@@ -1,16 +1,81 @@
-"""Project hooks."""
+"""Project hooks: typed parameters checked up front, the run id handed to training nodes, and rank-0-only
+writes under torchrun."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
 
-from vans_pipelines.params import validate_parameters
+from vans_pipelines.params import check_run, validate_parameters
+from vans_pipelines.training.trainer import global_rank
+
+logger = logging.getLogger(__name__)
+
+#: Free input of training nodes: the Kedro run id, so TensorBoard folders are named by run.
+RUN_ID = "kedro_run_id"
 
 
 class ValidateParametersHook:
-    """Checks every typed parameter section as soon as the context exists, before any node runs."""
+    """Checks every typed parameter section as soon as the context exists, before any node runs; checkpoint
+    paths are checked once the pipeline is known, for the sections its nodes read."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
-        validate_parameters(context.params)
+        self._parsed = validate_parameters(context.params)
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        used = {
+            name.split(":", 1)[1].split(".")[0] for name in pipeline.inputs() if name.startswith("params:")
+        }
+        check_run(self._parsed, used)
+
+
+class RunContextHook:
+    """Puts the run id in the catalog; under torchrun, makes every rank but 0 keep its outputs in memory."""
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        catalog[RUN_ID] = MemoryDataset(run_params.get("run_id") or run_params.get("session_id") or "run")
+        rank = global_rank()
+        if rank == 0:
+            return
+        for name in pipeline.all_outputs():
+            dataset = catalog.get(name) if name in catalog else None
+            if dataset is not None and not isinstance(dataset, MemoryDataset):
+                catalog[name] = RankZeroOnlyDataset(dataset, name, rank)
+
+
+class RankZeroOnlyDataset(AbstractDataset[Any, Any]):
+    """Wraps a persisted dataset on a rank > 0: saves stay in this process's memory (later nodes of the
+    same rank read them back), so only rank 0 writes files."""
+
+    def __init__(self, wrapped: AbstractDataset, name: str, rank: int):
+        self._wrapped, self._name, self._rank = wrapped, name, rank
+        self._data: Any = None
+        self._saved = False
+
+    def load(self) -> Any:
+        return self._data if self._saved else self._wrapped.load()
+
+    def save(self, data: Any) -> None:
+        logger.info("rank %d: not writing %r (rank 0 writes outputs)", self._rank, self._name)
+        self._data, self._saved = data, True
+
+    def _exists(self) -> bool:
+        return self._saved or self._wrapped.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"wraps": self._name, "rank": self._rank}

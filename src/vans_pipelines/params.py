@@ -7,9 +7,16 @@ Unknown keys are errors too: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.scorer import TinyScorerSpec
+from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec
+from vans_pipelines.models.vlm import TinyVLMSpec
+from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 Family = Literal["procedural", "predictive"]
 
@@ -108,11 +115,205 @@ class IngestParams(_Strict):
     videos: VideosSource = VideosSource()
 
 
+def _check_training(trainer: TrainerConfig, optim: OptimConfig | None = None) -> None:
+    """Range checks the library dataclasses leave to their callers."""
+    for key in (
+        "max_steps",
+        "batch_size",
+        "accumulate_grad_batches",
+        "checkpoint_every_n_steps",
+        "num_nodes",
+    ):
+        if getattr(trainer, key) < 1:
+            raise ValueError(f"trainer.{key} must be >= 1, got {getattr(trainer, key)}")
+    if optim is not None:
+        if optim.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
+        if optim.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"optim.schedule must be cosine, linear or constant, got {optim.schedule!r}")
+
+
+class RunParams(_Strict):
+    """Where Lightning writes TensorBoard runs (one folder per Kedro run) and resumable checkpoints."""
+
+    log_dir: str = "data/07_model_output/tensorboard"
+    checkpoint_dir: str = "data/06_models/resume"
+
+
+class ModelSource(_Strict):
+    """``tiny``: random-init from the real config class (embedded default); ``pretrained``: a checkpoint
+    folder or a hub id already in the local Hugging Face cache."""
+
+    source: Literal["tiny", "pretrained"] = "tiny"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _path_given(self) -> ModelSource:
+        if self.source == "pretrained" and not self.path:
+            raise ValueError("source 'pretrained' needs a path")
+        return self
+
+
+class TokenizerParams(_Strict):
+    source: Literal["world", "pretrained"] = "world"
+    path: str | None = None
+
+
+class CaptionerParams(_Strict):
+    """A Qwen2.5-VL checkpoint that captions real target clips (not needed for the synthetic world)."""
+
+    path: str | None = None
+    prompt: str = "Describe the main event of this video in one sentence."
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(4, ge=1)
+
+
+class ScorerParams(_Strict):
+    kind: Literal["tiny", "clip"] = "tiny"
+    path: str | None = None
+    tiny: TinyScorerSpec = TinyScorerSpec()
+    optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=10)
+    trainer: TrainerConfig = TrainerConfig(max_steps=300, batch_size=32)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScorerParams:
+        if self.kind == "clip" and not self.path:
+            raise ValueError("kind 'clip' needs a path to a CLIPModel checkpoint")
+        _check_training(self.trainer, self.optim)
+        return self
+
+
+class CaptionParams(_Strict):
+    captioner: CaptionerParams = CaptionerParams()
+    tokenizer: TokenizerParams = TokenizerParams()
+    scorer: ScorerParams = ScorerParams()
+
+
+class VLMEvalParams(_Strict):
+    max_new_tokens: int = Field(48, ge=1)
+    limit: int | None = Field(None, ge=1)
+
+
+class VLMParams(_Strict):
+    model: ModelSource = ModelSource()
+    tiny: TinyVLMSpec = TinyVLMSpec()
+    finetune: Literal["full", "lora"] = "full"
+    lora: LoraSpec = LoraSpec()
+    optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=20)
+    trainer: TrainerConfig = TrainerConfig(max_steps=600, batch_size=16)
+    eval: VLMEvalParams = VLMEvalParams()
+
+    @model_validator(mode="after")
+    def _valid(self) -> VLMParams:
+        _check_training(self.trainer, self.optim)
+        return self
+
+
+class VAEFitParams(_Strict):
+    """Fitting the tiny VAE on single frames; 0 steps keeps a pretrained VAE as it is."""
+
+    steps: int = Field(300, ge=0)
+    batch_frames: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    kl_weight: float = Field(1e-6, ge=0)
+
+
+class VDMEvalParams(_Strict):
+    num_steps: int = Field(10, ge=1)
+    limit: int | None = Field(None, ge=1)
+
+
+class VDMParams(_Strict):
+    model: ModelSource = ModelSource()
+    tiny: TinyVDMSpec = TinyVDMSpec()
+    conditioning: Conditioning = Conditioning()
+    finetune: Literal["full", "lora"] = "full"
+    lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
+    train_text_encoder: bool = True
+    vae_fit: VAEFitParams = VAEFitParams()
+    optim: OptimConfig = OptimConfig(lr=1e-3, warmup_steps=20)
+    trainer: TrainerConfig = TrainerConfig(max_steps=400, batch_size=16)
+    eval: VDMEvalParams = VDMEvalParams()
+
+    @model_validator(mode="after")
+    def _valid(self) -> VDMParams:
+        _check_training(self.trainer, self.optim)
+        if self.conditioning.context_frames < 1:
+            raise ValueError(
+                f"conditioning.context_frames must be >= 1, got {self.conditioning.context_frames}"
+            )
+        return self
+
+
+class SFTParams(_Strict):
+    vlm: VLMParams = VLMParams()
+    vdm: VDMParams = VDMParams()
+
+
 #: Top-level parameter keys and their models. A stage adds its own here when it lands.
 SECTIONS: dict[str, type[_Strict]] = {
     "video_geometry": VideoGeometry,
     "ingest": IngestParams,
+    "run": RunParams,
+    "caption": CaptionParams,
+    "sft": SFTParams,
 }
+
+
+def model_path_error(key: str, path: str | None) -> str | None:
+    """Why ``path`` (a folder, or a hub id in the local Hugging Face cache) cannot be loaded, if it cannot."""
+    if path is None or Path(path).is_dir():
+        return None
+    if path.count("/") == 1 and not path.startswith((".", "/")):
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(path, "config.json"), str):
+            return None
+    return f"{key}: {path!r} is neither a folder nor a model in the local Hugging Face cache (no hub access)"
+
+
+def model_paths(parsed: dict[str, Any]) -> dict[str, str | None]:
+    """Every checkpoint path the parameters name, by dotted key."""
+    paths: dict[str, str | None] = {}
+    if "caption" in parsed:
+        caption: CaptionParams = parsed["caption"]
+        paths["caption.captioner.path"] = caption.captioner.path
+        paths["caption.tokenizer.path"] = (
+            caption.tokenizer.path if caption.tokenizer.source == "pretrained" else None
+        )
+        paths["caption.scorer.path"] = caption.scorer.path if caption.scorer.kind == "clip" else None
+    if "sft" in parsed:
+        sft: SFTParams = parsed["sft"]
+        for name in ("vlm", "vdm"):
+            model = getattr(sft, name).model
+            paths[f"sft.{name}.model.path"] = model.path if model.source == "pretrained" else None
+    return paths
+
+
+def check_run(parsed: dict[str, Any], sections: set[str]) -> None:
+    """Checks for the ``sections`` a run's nodes read: checkpoint paths exist, training batches fit the
+    (synthetic) train split. :class:`ParameterError` naming the keys."""
+    errors = [
+        e
+        for key, path in model_paths(parsed).items()
+        if key.split(".")[0] in sections and (e := model_path_error(key, path))
+    ]
+    ingest: IngestParams | None = parsed.get("ingest")
+    batches = {}
+    if "caption" in parsed and "caption" in sections:
+        batches["caption.scorer.trainer.batch_size"] = parsed["caption"].scorer.trainer.batch_size
+    if "sft" in parsed and "sft" in sections:
+        batches["sft.vlm.trainer.batch_size"] = parsed["sft"].vlm.trainer.batch_size
+        batches["sft.vdm.trainer.batch_size"] = parsed["sft"].vdm.trainer.batch_size
+    if ingest is not None and ingest.source == "synthetic":
+        for key, size in batches.items():
+            if size > ingest.synthetic.num_train:
+                errors.append(
+                    f"{key}: {size} is larger than the train split "
+                    f"(ingest.synthetic.num_train = {ingest.synthetic.num_train})"
+                )
+    if errors:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(errors))
 
 
 def _format(err: ValidationError, section: str) -> list[str]:
@@ -156,6 +357,31 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
                 f"than ingest.synthetic.max_aspect={ingest.synthetic.max_aspect}; the world's objects "
                 "would overlap"
             )
+    if not errors:
+        errors.extend(_cross_stage_errors(parsed))
     if errors:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(e.strip() for e in errors))
     return parsed
+
+
+def _cross_stage_errors(parsed: dict[str, Any]) -> list[str]:
+    """Rules between sections: context frames the clips have and the answer's latents can hold."""
+    errors = []
+    ingest: IngestParams | None = parsed.get("ingest")
+    if ingest is not None and "sft" in parsed:
+        n = parsed["sft"].vdm.conditioning.context_frames
+        geometry = parsed.get("video_geometry", VideoGeometry())
+        tf = geometry.vae_temporal_factor
+        target = ingest.clip.target_frames
+        latent = target if tf == 1 else (target - 1) // tf + 1
+        if n > ingest.clip.context_frames:
+            errors.append(
+                f"sft.vdm.conditioning.context_frames: {n} is more than the context clip's "
+                f"{ingest.clip.context_frames} frames (ingest.clip.context_frames)"
+            )
+        elif n > latent:
+            errors.append(
+                f"sft.vdm.conditioning.context_frames: {n} latent slots do not fit the answer's "
+                f"{latent} latent frames (ingest.clip.target_frames = {target}, vae_temporal_factor = {tf})"
+            )
+    return errors

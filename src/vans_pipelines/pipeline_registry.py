@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.pipelines import ingest
+from vans_pipelines.pipelines import caption, ingest, sft
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     stages = {
         "ingest": ingest.create_pipeline(),
-        "caption": Pipeline([]),
-        "sft": Pipeline([]),
+        "caption": caption.create_pipeline(),
+        "sft": sft.create_pipeline(),
         "grpo_vlm": Pipeline([]),
         "grpo_vdm": Pipeline([]),
         "evaluate": Pipeline([]),

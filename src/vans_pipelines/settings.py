@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from vans_pipelines.hooks import ValidateParametersHook
+from vans_pipelines.hooks import RunContextHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(),)
+HOOKS = (ValidateParametersHook(), RunContextHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,7 +1,18 @@
-"""Kedro datasets of the project: triplet collections, raw video folders, atomic JSON reports."""
+"""Kedro datasets of the project: triplet collections, raw video folders, save_pretrained folders, atomic
+JSON reports and parquet tables."""
 
 from vans_pipelines.datasets.json_dataset import AtomicJSONDataset
+from vans_pipelines.datasets.pretrained_folder import PretrainedFolderDataset
+from vans_pipelines.datasets.table import AtomicParquetDataset
 from vans_pipelines.datasets.triplet_dataset import TripletDataset
 from vans_pipelines.datasets.video_folder import VideoFile, VideoFolder, VideoFolderDataset
 
-__all__ = ["AtomicJSONDataset", "TripletDataset", "VideoFile", "VideoFolder", "VideoFolderDataset"]
+__all__ = [
+    "AtomicJSONDataset",
+    "AtomicParquetDataset",
+    "PretrainedFolderDataset",
+    "TripletDataset",
+    "VideoFile",
+    "VideoFolder",
+    "VideoFolderDataset",
+]

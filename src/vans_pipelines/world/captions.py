@@ -6,6 +6,8 @@ Procedural answers are instructions ("what should I do next?"), predictive answe
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vans_pipelines.world.events import Event
@@ -69,3 +71,28 @@ def caption_event(event: Event, rng: np.random.Generator) -> str:
     """
     options = all_captions(event)
     return options[int(rng.integers(len(options)))]
+
+
+def _direction(vx: float, vy: float) -> str:
+    if abs(vx) < 1e-6 and abs(vy) < 1e-6:
+        return "is still"
+    if abs(vx) >= abs(vy):
+        return "moves right" if vx > 0 else "moves left"
+    return "moves down" if vy > 0 else "moves up"
+
+
+def reasoning_for(family: str, event: Event, state: dict[str, Any]) -> str:
+    """A short ground-truth reasoning for the answer: what the context shows that decides the next event.
+
+    >>> reasoning_for("procedural", Event("paint", "red square", "blue"), {"steps_done": ["place", "place"]})
+    'Done so far: place, place. Next comes paint.'
+    >>> state = {"objects": [{"colour": "red", "shape": "circle", "vx": -0.02, "vy": 0.0}]}
+    >>> reasoning_for("predictive", Event("bounce", "red circle", "left"), state)
+    'The red circle moves left.'
+    """
+    if family == "procedural":
+        return f"Done so far: {', '.join(state.get('steps_done', []))}. Next comes {event.kind}."
+    colour = event.subject.split()[0]
+    mover = next((o for o in state.get("objects", []) if o["colour"] == colour), None)
+    motion = _direction(mover["vx"], mover["vy"]) if mover else "is in view"
+    return f"The {event.subject} {motion}."

@@ -1,0 +1,51 @@
+"""A pandas table in one parquet file with atomic saves (captions, per-sample scores)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+from vans_pipelines.datasets._fs import atomic_file, resolve_filesystem
+
+
+class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Example catalog entry::
+
+    captions:
+      type: vans_pipelines.datasets.AtomicParquetDataset
+      path: data/03_primary/captions.parquet
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
+        self.metadata = metadata
+
+    def load(self) -> pd.DataFrame:
+        if not self._fs.exists(self._path):
+            raise DatasetError(f"{self._path} does not exist; run the stage that writes it first")
+        with self._fs.open(self._path, "rb") as f:
+            return pd.read_parquet(f)
+
+    def save(self, data: pd.DataFrame) -> None:
+        if not isinstance(data, pd.DataFrame):
+            raise DatasetError(f"{self._path}: expected a pandas DataFrame, got {type(data).__name__}")
+        buffer = io.BytesIO()
+        data.to_parquet(buffer, index=False)  # fails before anything is written
+        with atomic_file(self._fs, self._path, "wb") as f:
+            f.write(buffer.getvalue())
+
+    def _exists(self) -> bool:
+        return self._fs.exists(self._path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "protocol": self._protocol}

@@ -1,0 +1,25 @@
+"""SFT pipeline: captions + triplets → fine-tuned VLM and VDM (save_pretrained folders) and their reports."""
+
+from kedro.pipeline import Pipeline, node
+
+from vans_pipelines.pipelines.sft.nodes import train_vdm, train_vlm
+
+_INPUTS = [
+    "train_triplets",
+    "val_triplets",
+    "captions",
+    "tokenizer",
+    "params:sft",
+    "params:run",
+    "params:ingest.clip.fps",
+    "kedro_run_id",
+]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(train_vlm, _INPUTS, ["sft_vlm", "sft_vlm_report"], name="train_vlm_node"),
+            node(train_vdm, _INPUTS, ["sft_vdm", "sft_vdm_report"], name="train_vdm_node"),
+        ]
+    )

@@ -1,0 +1,114 @@
+"""Torch datasets and Lightning data modules over :class:`~vans_pipelines.triplets.TripletSet`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vans_pipelines.triplets import TripletSet
+
+
+class TripletSamples(Dataset):
+    """Items ``{sample_id, question, caption, reasoning, event, context, target}`` of a triplet set.
+
+    ``captions`` maps sample_id → (caption, reasoning) and overrides the index's caption (the caption
+    stage's output)."""
+
+    def __init__(self, triplets: TripletSet, captions: Mapping[str, tuple[str, str]] | None = None):
+        self.triplets = triplets
+        self.captions = captions or {}
+        missing = [s for s in triplets.index["sample_id"] if captions is not None and s not in self.captions]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} samples have no caption, e.g. {missing[:3]}; run the caption stage"
+            )
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.triplets.index.iloc[i]
+        sample_id = row["sample_id"]
+        context, target = self.triplets.clips(sample_id)
+        caption, reasoning = self.captions.get(sample_id, (row["caption"], ""))
+        return {
+            "sample_id": sample_id,
+            "question": row["question"],
+            "caption": caption,
+            "reasoning": reasoning,
+            "event": row.get("event"),
+            "context": context,
+            "target": target,
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lists for strings; clips stacked as uint8 numpy arrays ``[B, T, H, W, 3]``."""
+    out: dict[str, Any] = {k: [item[k] for item in items] for k in items[0]}
+    for key in ("context", "target"):
+        out[key] = np.stack(out[key])
+    return out
+
+
+class FrameSamples(Dataset):
+    """Single frames (uint8 ``[H, W, 3]``) of every context and target clip: the VAE's training data."""
+
+    def __init__(self, triplets: TripletSet):
+        self.triplets = triplets
+        first_context, first_target = triplets.clips(triplets.index["sample_id"].iloc[0])
+        self.per_sample = len(first_context) + len(first_target)
+
+    def __len__(self) -> int:
+        return len(self.triplets) * self.per_sample
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        sample, frame = divmod(i, self.per_sample)
+        context, target = self.triplets.clips(self.triplets.index["sample_id"].iloc[sample])
+        clip = np.concatenate([context, target])
+        return clip[min(frame, len(clip) - 1)]
+
+
+def collate_frames(items: list[np.ndarray]) -> np.ndarray:
+    return np.stack(items)
+
+
+class SamplesDataModule(L.LightningDataModule):
+    """Shuffled train batches (seeded; DDP gives each rank its shard) and ordered val batches."""
+
+    def __init__(
+        self,
+        train: Dataset,
+        val: Dataset | None,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        collate_fn=collate,
+    ):
+        super().__init__()
+        self.train, self.val = train, val
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.collate_fn = collate_fn
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train) >= self.batch_size,
+            generator=torch.Generator().manual_seed(self.seed),
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val is None:
+            return []
+        return DataLoader(
+            self.val, batch_size=self.batch_size, shuffle=False, num_workers=0, collate_fn=self.collate_fn
+        )

@@ -1,0 +1,202 @@
+"""One way to build a Lightning ``Trainer`` from typed settings, resume a killed run, and run under torchrun.
+
+Under ``torchrun`` each process already exists, so Lightning must not launch more: with ``WORLD_SIZE`` set,
+``devices`` / ``num_nodes`` are taken from the environment and the DDP strategy attaches to the running
+processes (Lightning's ``TorchElasticEnvironment``). Only rank 0 writes pipeline outputs; see
+:func:`is_rank_zero`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Trainer settings of one training stage (``sft.vlm.trainer`` and friends)."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_steps: int = 100
+    batch_size: int = 16
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = 1.0
+    seed: int = 0
+    checkpoint_every_n_steps: int = 50
+    val_every_n_steps: int | None = None
+    log_every_n_steps: int = 10
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with warmup and a schedule: ``cosine`` / ``linear`` decay to 0, or ``constant``."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run logs (TensorBoard, one folder per Kedro run) and keeps resumable checkpoints."""
+
+    log_dir: str
+    checkpoint_dir: str
+    run_name: str
+
+
+@dataclass(frozen=True)
+class FitResult:
+    global_step: int
+    resumed_from_step: int | None
+    seconds: float
+    world_size: int
+    log_dir: str | None
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def global_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_rank_zero() -> bool:
+    """True in the process that writes outputs (always true outside torchrun)."""
+    return global_rank() == 0
+
+
+def make_optimizer(
+    parameters: Sequence[torch.nn.Parameter], optim: OptimConfig, max_steps: int
+) -> dict[str, Any]:
+    """AdamW + a per-step LambdaLR schedule, as ``configure_optimizers`` returns them."""
+    trainable = [p for p in parameters if p.requires_grad]
+    if not trainable:
+        raise ValueError("nothing to train: every parameter is frozen")
+    optimizer = torch.optim.AdamW(trainable, lr=optim.lr, weight_decay=optim.weight_decay, betas=optim.betas)
+    warmup = max(0, optim.warmup_steps)
+    decay_steps = max(1, max_steps - warmup)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / decay_steps)
+        if optim.schedule == "cosine":
+            return 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+        if optim.schedule == "linear":
+            return 1.0 - progress
+        return 1.0
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of the settings a checkpoint belongs to (resume only into the same run)."""
+    text = json.dumps(
+        [asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def build_trainer(
+    config: TrainerConfig,
+    paths: RunPaths,
+    stage: str,
+    checkpoint_dir: Path,
+    callbacks: Sequence[Callback] = (),
+    *,
+    limit_val_batches: int | float = 1.0,
+) -> L.Trainer:
+    devices, num_nodes, strategy = config.devices, config.num_nodes, config.strategy
+    if world_size() > 1:
+        # Launched by torchrun: attach to its processes instead of spawning new ones.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
+        devices = local if devices == "auto" else devices
+        num_nodes = world_size() // int(devices)
+        strategy = "ddp" if strategy == "auto" else strategy
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        every_n_train_steps=config.checkpoint_every_n_steps,
+        save_last=True,
+        save_top_k=0,
+        enable_version_counter=False,
+    )
+    logger = TensorBoardLogger(
+        save_dir=paths.log_dir, name=paths.run_name, version=stage, default_hp_metric=False
+    )
+    return L.Trainer(
+        accelerator=config.accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=config.precision,
+        max_steps=config.max_steps,
+        max_epochs=-1,
+        accumulate_grad_batches=config.accumulate_grad_batches,
+        gradient_clip_val=config.gradient_clip_val,
+        log_every_n_steps=config.log_every_n_steps,
+        val_check_interval=config.val_every_n_steps,
+        check_val_every_n_epoch=None if config.val_every_n_steps else 1,
+        num_sanity_val_steps=0,
+        limit_val_batches=limit_val_batches,
+        callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=False,
+    )
+
+
+def fit(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    config: TrainerConfig,
+    paths: RunPaths,
+    stage: str,
+    run_key: str,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train ``module``; resume from ``<checkpoint_dir>/<stage>/<run_key>/last.ckpt`` when a previous run
+    with the same key was killed; remove those checkpoints once training completes."""
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    checkpoint_dir = Path(paths.checkpoint_dir) / stage / run_key
+    last = checkpoint_dir / "last.ckpt"
+    resumed = None
+    if last.is_file():
+        resumed = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+        log.info("%s: resuming from %s (step %d)", stage, last, resumed)
+    trainer = build_trainer(config, paths, stage, checkpoint_dir, callbacks)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed is not None else None)
+    seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise RuntimeError(f"{stage}: training was interrupted at step {trainer.global_step}")
+    trainer.strategy.barrier()
+    if trainer.is_global_zero:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    log_dir = trainer.logger.log_dir if trainer.logger is not None else None
+    return FitResult(trainer.global_step, resumed, seconds, trainer.world_size, log_dir)

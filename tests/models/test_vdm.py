@@ -1,0 +1,73 @@
+import numpy as np
+import torch
+
+from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.vdm import (
+    Conditioning,
+    TinyVDMSpec,
+    VideoDiffusionModel,
+    build_tiny_vdm,
+    to_model_video,
+    to_uint8_video,
+)
+
+
+def videos(n=2, frames=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (n, frames, 32, 32, 3), dtype=np.uint8)
+
+
+def test_uint8_video_round_trip():
+    clip = videos()
+    np.testing.assert_array_equal(to_uint8_video(to_model_video(clip)), clip)
+
+
+def test_context_condition_holds_the_last_frames_and_a_mask(tokenizer):
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=3))
+    context = videos(frames=8)
+    cond = vdm.encode_context(context, latent_frames=8)
+    z = vdm.vae.config.z_dim
+    assert cond.shape == (2, z + 1, 8, 8, 8)
+    assert (cond[:, z, :3] == 1).all() and (cond[:, :, 3:] == 0).all()
+    last = vdm.encode(to_model_video(context[:, -1:]))
+    torch.testing.assert_close(cond[:, :z, 2:3], last)
+
+
+def test_flow_matching_loss_trains_the_transformer(tokenizer):
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    before = {k: v.clone() for k, v in vdm.transformer.state_dict().items()}
+    opt = torch.optim.AdamW(vdm.transformer.parameters(), lr=1e-3)
+    loss = vdm.flow_matching_loss(videos(frames=4), videos(frames=4, seed=1), ["the red circle falls."] * 2)
+    loss.backward()
+    opt.step()
+    assert loss.isfinite()
+    assert any(not torch.equal(before[k], v) for k, v in vdm.transformer.state_dict().items())
+
+
+def test_save_and_load_give_identical_samples_with_and_without_lora(tokenizer, tmp_path):
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    context, captions = videos(frames=4), ["the red circle falls."] * 2
+    vdm.save_pretrained(tmp_path / "full")
+    loaded = VideoDiffusionModel.from_pretrained(tmp_path / "full")
+    expected = vdm.sample(captions, context, frames=4, num_steps=3)
+    np.testing.assert_array_equal(loaded.sample(captions, context, frames=4, num_steps=3), expected)
+
+    loaded.add_lora(LoraSpec(rank=2, alpha=4, target_modules=("to_q", "to_v")))
+    for name, param in loaded.transformer.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    adapted = loaded.sample(captions, context, frames=4, num_steps=3)
+    loaded.save_pretrained(tmp_path / "lora")
+    again = VideoDiffusionModel.from_pretrained(tmp_path / "lora")
+    np.testing.assert_array_equal(again.sample(captions, context, frames=4, num_steps=3), adapted)
+    assert not np.array_equal(adapted, expected)
+
+
+def test_text_to_video_checkpoints_get_zero_initialised_context_channels(tokenizer, tmp_path):
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    z = vdm.vae.config.z_dim
+    t2v = type(vdm.transformer)(**{**vdm.transformer.config, "in_channels": z})
+    vdm.transformer = t2v
+    vdm.save_pretrained(tmp_path / "t2v")
+    loaded = VideoDiffusionModel.from_pretrained(tmp_path / "t2v")
+    assert loaded.transformer.config.in_channels == 2 * z + 1
+    assert (loaded.transformer.patch_embedding.weight[:, z:] == 0).all()

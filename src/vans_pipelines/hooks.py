@@ -16,8 +16,9 @@ from vans_pipelines.training.trainer import global_rank
 
 logger = logging.getLogger(__name__)
 
-#: Free input of training nodes: the Kedro run id, so TensorBoard folders are named by run.
-RUN_ID = "kedro_run_id"
+#: Free input of training nodes: the run id (TensorBoard folders are named by run) and the project path
+#: (relative side-output folders live under it, whatever the working directory).
+RUN_CONTEXT = "kedro_run"
 
 
 class ValidateParametersHook:
@@ -48,7 +49,10 @@ class RunContextHook:
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
-        catalog[RUN_ID] = MemoryDataset(run_params.get("run_id") or run_params.get("session_id") or "run")
+        run_id = str(run_params.get("run_id") or run_params.get("session_id") or "run")
+        catalog[RUN_CONTEXT] = MemoryDataset(
+            {"run_id": run_id, "project_path": str(run_params.get("project_path") or ".")}
+        )
         rank = global_rank()
         if rank == 0:
             return

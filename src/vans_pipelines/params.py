@@ -16,7 +16,7 @@ from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorerSpec
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec
 from vans_pipelines.models.vlm import TinyVLMSpec
-from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
+from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig
 
 Family = Literal["procedural", "predictive"]
 
@@ -138,6 +138,13 @@ class RunParams(_Strict):
 
     log_dir: str = "data/07_model_output/tensorboard"
     checkpoint_dir: str = "data/06_models/resume"
+
+    def paths(self, kedro_run: dict[str, str]) -> RunPaths:
+        """Folders of this run; relative ones are under the project (``kedro_run`` comes from a hook)."""
+        root = Path(kedro_run.get("project_path") or ".")
+        return RunPaths(
+            str(root / self.log_dir), str(root / self.checkpoint_dir), kedro_run.get("run_id") or "run"
+        )
 
 
 class ModelSource(_Strict):

@@ -7,7 +7,8 @@ from vans_pipelines.world.events import Event
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    corpus = all_captions(Event("bounce", "red circle", "left")) + [
+    corpus = [
+        *all_captions(Event("bounce", "red circle", "left")),
         "What will happen next?",
         "Done so far: place.",
     ]

@@ -134,5 +134,5 @@ def test_frame_samples_cover_context_and_target(world):
     train_set = world[0]
     frames = FrameSamples(train_set)
     assert len(frames) == len(train_set) * 16
-    context, target = train_set.clips(train_set.index["sample_id"].iloc[0])
+    _context, target = train_set.clips(train_set.index["sample_id"].iloc[0])
     np.testing.assert_array_equal(frames[8], target[0])

@@ -19,7 +19,7 @@ from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.params import CaptionParams, RunParams, parse_section
 from vans_pipelines.training.data import SamplesDataModule, TripletSamples
 from vans_pipelines.training.scorer import ScorerModule, retrieval_accuracy
-from vans_pipelines.training.trainer import RunPaths, fingerprint, fit
+from vans_pipelines.training.trainer import fingerprint, fit
 from vans_pipelines.triplets import QUESTIONS, TripletSet
 from vans_pipelines.world import reasoning_for
 from vans_pipelines.world.events import Event
@@ -124,7 +124,7 @@ def train_scorer(
     tokenizer: PreTrainedTokenizerBase,
     caption: dict[str, Any],
     run: dict[str, Any],
-    kedro_run_id: str,
+    kedro_run: dict[str, str],
 ) -> tuple[VideoTextScorer, dict[str, Any]]:
     """The video-text scorer: the tiny contrastive encoder trained on (target clip, caption) pairs, or a
     pretrained CLIP; with its val video→text retrieval accuracy."""
@@ -147,7 +147,7 @@ def train_scorer(
         ScorerModule(tiny, params.scorer.optim),
         SamplesDataModule(train, None, trainer.batch_size, trainer.seed, trainer.num_workers),
         trainer,
-        RunPaths(run_params.log_dir, run_params.checkpoint_dir, kedro_run_id),
+        run_params.paths(kedro_run),
         "scorer",
         fingerprint(params.scorer, len(train), len(tokenizer)),
     )

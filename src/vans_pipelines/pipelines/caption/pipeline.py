@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "tokenizer",
                     "params:caption",
                     "params:run",
-                    "kedro_run_id",
+                    "kedro_run",
                 ],
                 ["scorer", "scorer_report"],
                 name="train_scorer_node",

@@ -15,7 +15,7 @@ from vans_pipelines.models.vlm import VisionLanguageModel, build_tiny_vlm
 from vans_pipelines.params import RunParams, SFTParams, VDMParams, VLMParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
 from vans_pipelines.training.data import FrameSamples, SamplesDataModule, TripletSamples, collate_frames
-from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fingerprint, fit, world_size
+from vans_pipelines.training.trainer import OptimConfig, TrainerConfig, fingerprint, fit, world_size
 from vans_pipelines.training.vdm_sft import VAEFitModule, VDMSFTModule, evaluate_vdm
 from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm
 from vans_pipelines.triplets import TripletSet
@@ -58,7 +58,7 @@ def train_vlm(
     sft: dict[str, Any],
     run: dict[str, Any],
     fps: float,
-    kedro_run_id: str,
+    kedro_run: dict[str, str],
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """VLM SFT: (context video, question) → reasoning + caption; val caption ROUGE-L before and after."""
     params: VLMParams = parse_section("sft", sft).vlm
@@ -76,7 +76,7 @@ def train_vlm(
             train, val, params.trainer.batch_size, params.trainer.seed, params.trainer.num_workers
         ),
         params.trainer,
-        RunPaths(run_params.log_dir, run_params.checkpoint_dir, kedro_run_id),
+        run_params.paths(kedro_run),
         "sft_vlm",
         fingerprint(params, len(train), len(tokenizer)),
     )
@@ -108,13 +108,13 @@ def train_vdm(
     sft: dict[str, Any],
     run: dict[str, Any],
     fps: float,
-    kedro_run_id: str,
+    kedro_run: dict[str, str],
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """VDM SFT: fit the tiny VAE on frames (skipped for a pretrained VAE), then flow-match the transformer
     on (caption, context) → target; val pixel error and oracle event accuracy before and after."""
     params: VDMParams = parse_section("sft", sft).vdm
     run_params: RunParams = parse_section("run", run)
-    paths = RunPaths(run_params.log_dir, run_params.checkpoint_dir, kedro_run_id)
+    paths = run_params.paths(kedro_run)
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
     _check_batch("sft.vdm.trainer.batch_size", params.trainer.batch_size, train)

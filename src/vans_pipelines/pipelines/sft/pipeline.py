@@ -12,7 +12,7 @@ _INPUTS = [
     "params:sft",
     "params:run",
     "params:ingest.clip.fps",
-    "kedro_run_id",
+    "kedro_run",
 ]
 
 

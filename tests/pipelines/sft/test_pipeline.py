@@ -1,0 +1,111 @@
+"""``kedro run --pipelines caption,sft`` through a real KedroSession on tiny settings, and its failures."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params import ParameterError
+from vans_pipelines.pipelines.caption.nodes import CaptionError
+
+TINY = {
+    "ingest": {"synthetic": {"num_train": 12, "num_val": 4, "num_test": 4}},
+    "caption": {"scorer": {"trainer": {"max_steps": 3, "batch_size": 4}}},
+    "sft": {
+        "vlm": {
+            "trainer": {"max_steps": 3, "batch_size": 4, "checkpoint_every_n_steps": 2},
+            "eval": {"limit": 2},
+        },
+        "vdm": {
+            "trainer": {"max_steps": 3, "batch_size": 4, "checkpoint_every_n_steps": 2},
+            "vae_fit": {"steps": 2, "batch_frames": 8},
+            "eval": {"limit": 2, "num_steps": 2},
+        },
+    },
+}
+
+
+def run(project, pipelines, runtime_params=None, env=None):
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, runtime_params=runtime_params, env=env) as session:
+        return session.run(pipeline_names=pipelines)
+
+
+@pytest.mark.slow
+def test_caption_and_sft_write_models_and_reports(project_copy):
+    run(project_copy, ["ingest", "caption", "sft"], TINY)
+    data = project_copy / "data"
+    assert len(json.loads((data / "08_reporting" / "scorer_report.json").read_text())["val"]) > 0
+    vlm_report = json.loads((data / "08_reporting" / "sft_vlm_report.json").read_text())
+    assert vlm_report["steps"] == 3 and vlm_report["world_size"] == 1
+    assert {"rouge_l", "format_rate"} <= set(vlm_report["val_after"])
+    vdm_report = json.loads((data / "08_reporting" / "sft_vdm_report.json").read_text())
+    assert {"pixel_mse", "oracle_event_accuracy"} <= set(vdm_report["val_after"])
+    VisionLanguageModel.from_pretrained(data / "06_models" / "sft_vlm")
+    VideoDiffusionModel.from_pretrained(data / "06_models" / "sft_vdm")
+    runs = list((data / "07_model_output" / "tensorboard").iterdir())
+    assert len(runs) == 1 and {"sft_vlm", "sft_vdm", "scorer"} <= {p.name for p in runs[0].iterdir()}
+    assert not any((data / "06_models" / "resume").rglob("*.ckpt"))
+
+
+def test_unknown_model_path_fails_before_training(project_copy):
+    params = {**TINY, "sft": {"vlm": {"model": {"source": "pretrained", "path": "no/such-model"}}}}
+    with pytest.raises(ParameterError, match=r"sft.vlm.model.path: 'no/such-model' is neither a folder"):
+        run(project_copy, ["sft"], params)
+
+
+def test_batch_larger_than_the_split_fails_before_training(project_copy):
+    params = {**TINY, "sft": {"vdm": {"trainer": {"batch_size": 64}}}}
+    with pytest.raises(
+        ParameterError, match=r"sft.vdm.trainer.batch_size: 64 is larger than the train split"
+    ):
+        run(project_copy, ["sft"], params)
+
+
+def test_real_videos_without_a_captioner_name_the_key(project_copy, shipped_videos):
+    raw = project_copy / "data" / "01_raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for video in shipped_videos:
+        shutil.copy(video, raw / video.name)
+    with pytest.raises(CaptionError, match=r"caption\.captioner\.path"):
+        run(project_copy, ["ingest", "caption"], {"ingest": {"source": "videos"}})
+
+
+@pytest.mark.slow
+def test_sft_under_torchrun_trains_on_both_ranks_and_writes_once(project_copy):
+    """Two CPU processes (gloo) under torchrun: DDP trains on both, only rank 0 writes outputs."""
+    run(project_copy, ["ingest", "caption"], TINY)
+    params = ",".join(
+        f"sft.vlm.{key}"
+        for key in ("trainer.max_steps=2", "trainer.batch_size=2", "eval.limit=2", "trainer.accelerator=cpu")
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        "-m",
+        "kedro",
+        "run",
+        "--nodes",
+        "train_vlm_node",
+        "--params",
+        params,
+    ]
+    result = subprocess.run(cmd, cwd=project_copy, env=env, capture_output=True, text=True, timeout=300)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    report = json.loads((project_copy / "data" / "08_reporting" / "sft_vlm_report.json").read_text())
+    assert report["world_size"] == 2 and report["steps"] == 2
+    assert "rank 1: not writing 'sft_vlm'" in log
+    assert "rank 0: not writing" not in log
+    assert not list((project_copy / "data" / "06_models").glob("sft_vlm.*"))  # no leftover temp folders

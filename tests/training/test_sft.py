@@ -136,3 +136,12 @@ def test_frame_samples_cover_context_and_target(world):
     assert len(frames) == len(train_set) * 16
     _context, target = train_set.clips(train_set.index["sample_id"].iloc[0])
     np.testing.assert_array_equal(frames[8], target[0])
+
+
+def test_a_batch_larger_than_the_split_names_its_key(world):
+    from vans_pipelines.training.data import check_batch_fits
+
+    train = world[2]
+    check_batch_fits("sft.vlm.trainer.batch_size", 32, train, processes=2)
+    with pytest.raises(ValueError, match=r"sft\.vlm\.trainer\.batch_size: 33 x 2 process\(es\) is larger"):
+        check_batch_fits("sft.vlm.trainer.batch_size", 33, train, processes=2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import lightning as L
@@ -53,6 +53,24 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("context", "target"):
         out[key] = np.stack(out[key])
     return out
+
+
+def ordered_batches(
+    samples: Dataset, batch_size: int, limit: int | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(offset, collated batch) over the first ``limit`` samples in order, for evaluation loops."""
+    n = len(samples) if limit is None else min(limit, len(samples))
+    for start in range(0, n, batch_size):
+        yield start, collate([samples[i] for i in range(start, min(n, start + batch_size))])
+
+
+def check_batch_fits(key: str, batch_size: int, train: Dataset, processes: int = 1) -> None:
+    """``ValueError`` naming ``key`` when one step's batches across processes exceed the train split."""
+    if batch_size * processes > len(train):
+        raise ValueError(
+            f"{key}: {batch_size} x {processes} process(es) is larger than the train split "
+            f"({len(train)} samples)"
+        )
 
 
 class FrameSamples(Dataset):

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.models.scorer import TinyScorer, VideoTextScorer
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import collate
+from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.trainer import OptimConfig
 
 
@@ -43,8 +43,7 @@ def retrieval_accuracy(scorer: VideoTextScorer, samples: Dataset, batch_size: in
     """Video → text retrieval over the whole set: is the clip's own caption the best match (top-1) or
     among the best 5? Captions shared word for word by several clips count as hits for each of them."""
     videos, texts = [], []
-    for start in range(0, len(samples), batch_size):
-        batch = collate([samples[i] for i in range(start, min(len(samples), start + batch_size))])
+    for _, batch in ordered_batches(samples, batch_size):
         videos.append(scorer.embed_videos(list(batch["target"])))
         texts.extend(batch["caption"])
     v = torch.cat(videos)

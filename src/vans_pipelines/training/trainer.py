@@ -75,6 +75,18 @@ class FitResult:
     world_size: int
     log_dir: str | None
 
+    def summary(self) -> dict[str, Any]:
+        """The fields a stage report carries about its training run."""
+        fresh_steps = max(1, self.global_step - (self.resumed_from_step or 0))
+        return {
+            "steps": self.global_step,
+            "resumed_from_step": self.resumed_from_step,
+            "world_size": self.world_size,
+            "train_seconds": round(self.seconds, 2),
+            "seconds_per_step": round(self.seconds / fresh_steps, 4),
+            "tensorboard": self.log_dir,
+        }
+
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))

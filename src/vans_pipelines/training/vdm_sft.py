@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from vans_pipelines.metrics import oracle_event_scores, pixel_mse
 from vans_pipelines.models.vdm import VideoDiffusionModel, to_model_video
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import collate
+from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.trainer import OptimConfig
 
 
@@ -108,10 +108,8 @@ def evaluate_vdm(
     """Generate from the ground-truth caption and context: pixel MSE to the target and, when the samples
     carry world events, the oracle's event / event-kind accuracy. A still baseline (the last context frame
     held) is reported beside them so the pixel figure has a scale."""
-    n = len(samples) if limit is None else min(limit, len(samples))
     mse, still, exact, kind = [], [], [], []
-    for start in range(0, n, batch_size):
-        batch = collate([samples[i] for i in range(start, min(n, start + batch_size))])
+    for start, batch in ordered_batches(samples, batch_size, limit):
         frames = batch["target"].shape[1]
         clips = vdm.sample(
             batch["caption"], batch["context"], frames=frames, num_steps=num_steps, seed=seed + start
@@ -124,7 +122,7 @@ def evaluate_vdm(
             exact.extend(scores["event"].tolist())
             kind.extend(scores["kind"].tolist())
     out: dict[str, Any] = {
-        "samples": n,
+        "samples": len(mse),
         "pixel_mse": float(np.mean(mse)),
         "still_baseline_pixel_mse": float(np.mean(still)),
     }

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from vans_pipelines.metrics import rouge_l
 from vans_pipelines.models.vlm import VisionLanguageModel, format_answer, parse_answer
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import collate
+from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.trainer import OptimConfig
 
 
@@ -66,10 +66,8 @@ def evaluate_vlm(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Greedy answers on ``samples``: mean caption ROUGE-L against the ground truth, format rate, examples."""
-    n = len(samples) if limit is None else min(limit, len(samples))
     scores, formats, examples = [], [], []
-    for start in range(0, n, batch_size):
-        batch = collate([samples[i] for i in range(start, min(n, start + batch_size))])
+    for _, batch in ordered_batches(samples, batch_size, limit):
         out = vlm.generate(list(batch["context"]), batch["question"], max_new_tokens=max_new_tokens)
         answers = [parse_answer(t) for t in out.texts]
         scores.extend(rouge_l([a.caption for a in answers], batch["caption"]).tolist())
@@ -80,7 +78,7 @@ def evaluate_vlm(
                 for q, t, c in zip(batch["question"], out.texts, batch["caption"], strict=True)
             )
     return {
-        "samples": n,
+        "samples": len(scores),
         "rouge_l": float(np.mean(scores)) if scores else float("nan"),
         "format_rate": float(np.mean(formats)) if formats else float("nan"),
         "examples": examples[:4],

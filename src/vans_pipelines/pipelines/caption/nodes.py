@@ -17,9 +17,9 @@ from vans_pipelines.models.scorer import ClipScorer, TinyScorer, VideoTextScorer
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.params import CaptionParams, RunParams, parse_section
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples
+from vans_pipelines.training.data import SamplesDataModule, TripletSamples, check_batch_fits
 from vans_pipelines.training.scorer import ScorerModule, retrieval_accuracy
-from vans_pipelines.training.trainer import fingerprint, fit
+from vans_pipelines.training.trainer import fingerprint, fit, world_size
 from vans_pipelines.triplets import QUESTIONS, TripletSet
 from vans_pipelines.world import reasoning_for
 from vans_pipelines.world.events import Event
@@ -136,11 +136,7 @@ def train_scorer(
         scorer: VideoTextScorer = ClipScorer.from_pretrained(params.scorer.path)
         return scorer, {"kind": "clip", "path": params.scorer.path, "val": retrieval_accuracy(scorer, val)}
     trainer = params.scorer.trainer
-    if trainer.batch_size > len(train):
-        raise ValueError(
-            f"caption.scorer.trainer.batch_size: {trainer.batch_size} is larger than the train split "
-            f"({len(train)} samples)"
-        )
+    check_batch_fits("caption.scorer.trainer.batch_size", trainer.batch_size, train, world_size())
     tiny = TinyScorer.build(tokenizer, params.scorer.tiny, seed=trainer.seed)
     before = retrieval_accuracy(tiny, val)
     result = fit(

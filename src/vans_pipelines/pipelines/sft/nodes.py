@@ -14,22 +14,19 @@ from vans_pipelines.models.vdm import VideoDiffusionModel, build_tiny_vdm
 from vans_pipelines.models.vlm import VisionLanguageModel, build_tiny_vlm
 from vans_pipelines.params import RunParams, SFTParams, VDMParams, VLMParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
-from vans_pipelines.training.data import FrameSamples, SamplesDataModule, TripletSamples, collate_frames
+from vans_pipelines.training.data import (
+    FrameSamples,
+    SamplesDataModule,
+    TripletSamples,
+    check_batch_fits,
+    collate_frames,
+)
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig, fingerprint, fit, world_size
 from vans_pipelines.training.vdm_sft import VAEFitModule, VDMSFTModule, evaluate_vdm
 from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
-
-
-def _check_batch(key: str, batch_size: int, train: TripletSamples) -> None:
-    # Real-video splits are only known after ingest, so this is checked here, before any training.
-    if batch_size * world_size() > len(train):
-        raise ValueError(
-            f"{key}: {batch_size} x {world_size()} process(es) is larger than the train split "
-            f"({len(train)} samples)"
-        )
 
 
 def load_vlm(params: VLMParams, tokenizer: PreTrainedTokenizerBase, fps: float) -> VisionLanguageModel:
@@ -65,7 +62,8 @@ def train_vlm(
     run_params: RunParams = parse_section("run", run)
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
-    _check_batch("sft.vlm.trainer.batch_size", params.trainer.batch_size, train)
+    # Real-video splits are only known after ingest, so this is checked here, before any training.
+    check_batch_fits("sft.vlm.trainer.batch_size", params.trainer.batch_size, train, world_size())
     vlm = load_vlm(params, tokenizer, fps)
     evaluation = {"max_new_tokens": params.eval.max_new_tokens, "limit": params.eval.limit}
     started = time.perf_counter()
@@ -84,15 +82,8 @@ def train_vlm(
     after = evaluate_vlm(vlm, val, **evaluation)
     report = {
         "parameters": sum(p.numel() for p in vlm.model.parameters()),
-        "steps": result.global_step,
-        "resumed_from_step": result.resumed_from_step,
-        "world_size": result.world_size,
-        "train_seconds": round(result.seconds, 2),
-        "seconds_per_step": round(
-            result.seconds / max(1, result.global_step - (result.resumed_from_step or 0)), 4
-        ),
+        **result.summary(),
         "node_seconds": round(time.perf_counter() - started, 2),
-        "tensorboard": result.log_dir,
         "val_before": before,
         "val_after": after,
     }
@@ -117,7 +108,7 @@ def train_vdm(
     paths = run_params.paths(kedro_run)
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
-    _check_batch("sft.vdm.trainer.batch_size", params.trainer.batch_size, train)
+    check_batch_fits("sft.vdm.trainer.batch_size", params.trainer.batch_size, train, world_size())
     vdm = load_vdm(params, tokenizer)
     evaluation = {"num_steps": params.eval.num_steps, "limit": params.eval.limit, "seed": params.trainer.seed}
     started = time.perf_counter()
@@ -166,15 +157,8 @@ def train_vdm(
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in vdm.modules().items()},
         "vae_fit_steps": params.vae_fit.steps,
         "vae_fit_seconds": round(vae_seconds, 2),
-        "steps": result.global_step,
-        "resumed_from_step": result.resumed_from_step,
-        "world_size": result.world_size,
-        "train_seconds": round(result.seconds, 2),
-        "seconds_per_step": round(
-            result.seconds / max(1, result.global_step - (result.resumed_from_step or 0)), 4
-        ),
+        **result.summary(),
         "node_seconds": round(time.perf_counter() - started, 2),
-        "tensorboard": result.log_dir,
         "val_before": before,
         "val_after": after,
     }

@@ -227,12 +227,18 @@ class VideoDiffusionModel:
         frames: int,
         num_steps: int = 10,
         seed: int = 0,
+        noise: torch.Tensor | None = None,
     ) -> np.ndarray:
-        """Answer clips (uint8 ``[B, T, H, W, 3]``) by the flow ODE with diffusers' Euler scheduler."""
+        """Answer clips (uint8 ``[B, T, H, W, 3]``) by the flow ODE with diffusers' Euler scheduler, from
+        ``noise`` when given (e.g. one draw shared by a group), else from a draw seeded by ``seed``."""
         context = torch.as_tensor(context)
         height, width = context.shape[2:4]
         generator = torch.Generator().manual_seed(seed)
         latents, text, cond = self.prepare(captions, context, frames, height, width, generator)
+        if noise is not None:
+            if noise.shape != latents.shape:
+                raise ValueError(f"noise of shape {tuple(noise.shape)}; expected {tuple(latents.shape)}")
+            latents = noise.to(latents.device, latents.dtype)
         scheduler = FlowMatchEulerDiscreteScheduler(shift=self.conditioning.shift)
         scheduler.set_timesteps(num_steps)
         for t in scheduler.timesteps:

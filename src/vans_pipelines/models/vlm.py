@@ -222,6 +222,12 @@ class VisionLanguageModel:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else self.end_token_id)
 
+    @property
+    def vision_token_ids(self) -> list[int]:
+        """Tokens that only the prompt may hold: a sampled one would ask the model for a second video."""
+        ids = self.tokenizer.convert_tokens_to_ids([VIDEO_PAD, IMAGE_PAD, VISION_START, VISION_END])
+        return sorted({int(i) for i in ids if i is not None and i != self.tokenizer.unk_token_id})
+
     def prompt_ids(self, question: str, grid_thw: Sequence[int]) -> list[int]:
         ids = self.tokenizer(prompt_text(question), add_special_tokens=False)["input_ids"]
         n_video = int(np.prod(grid_thw)) // self.processing.merge_size**2
@@ -297,6 +303,7 @@ class VisionLanguageModel:
                 top_p=top_p if do_sample else None,
                 top_k=None,
                 num_return_sequences=num_return_sequences,
+                suppress_tokens=self.vision_token_ids,
                 eos_token_id=self.end_token_id,
                 pad_token_id=self.pad_token_id,
             )

@@ -1,0 +1,172 @@
+"""Flow-GRPO's SDE sampler for rectified-flow models: the same marginals as the flow ODE, but each step is
+a Gaussian, so every step has a log-probability and GRPO can score the denoising chain as a policy.
+
+Convention (rectified flow): ``x_t = (1 - t) x_0 + t noise``, the model predicts ``v = noise - x_0``, time
+runs from ``t = 1`` (noise) to ``t = 0`` and ``dt = t_next - t < 0``. One step:
+
+    sigma_t = a * sqrt(t / (1 - t))
+    mean    = x + v dt + (sigma_t^2 / (2 t)) (x + (1 - t) v) dt
+    x_next  = mean + sigma_t sqrt(|dt|) eps
+
+``a`` is the noise level; ``a = 0`` is exactly the Euler step of the ODE sampler. Log-probabilities are
+computed in float32 and averaged over a sample's elements (as Flow-GRPO does), so their scale does not
+grow with the video size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class SDEStep:
+    sample: torch.Tensor  # x_next
+    mean: torch.Tensor  # the Gaussian's mean
+    std: torch.Tensor  # its per-sample std, sigma_t sqrt(|dt|), shaped to broadcast ([N, 1, ...])
+    log_prob: torch.Tensor | None  # [N]; None for a deterministic step (noise level 0)
+
+
+def _per_sample(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float32, device=like.device)
+    if t.ndim == 0:
+        t = t.expand(like.shape[0])
+    return t.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def sde_step(
+    latents: torch.Tensor,
+    velocity: torch.Tensor,
+    sigma: torch.Tensor | float,
+    sigma_next: torch.Tensor | float,
+    noise_level: float,
+    *,
+    sigma_cap: float | None = None,
+    generator: torch.Generator | None = None,
+    next_latents: torch.Tensor | None = None,
+) -> SDEStep:
+    """One step from noise level ``sigma`` to ``sigma_next``; with ``next_latents`` given, its
+    log-probability under this step's Gaussian instead of a fresh sample.
+
+    ``sigma_cap`` stands in for ``t`` in ``sqrt(t / (1 - t))`` where ``t = 1`` (the first step), which
+    would be infinite; the sampler passes the schedule's second noise level, as Flow-GRPO does."""
+    x = latents.float()
+    v = velocity.float()
+    t = _per_sample(sigma, x)
+    dt = _per_sample(sigma_next, x) - t
+    mean = x + v * dt
+    if noise_level == 0:
+        sample = mean if next_latents is None else next_latents.float()
+        return SDEStep(sample.to(latents.dtype), mean, torch.zeros_like(t), None)
+    safe_t = torch.where(t >= 1, torch.full_like(t, sigma_cap if sigma_cap is not None else 1.0), t)
+    if bool((safe_t >= 1).any()):
+        raise ValueError("sigma = 1 needs sigma_cap < 1 (the schedule's next noise level)")
+    sigma_t = noise_level * torch.sqrt(safe_t / (1 - safe_t))
+    mean = mean + (sigma_t**2 / (2 * t)) * (x + (1 - t) * v) * dt
+    std = sigma_t * torch.sqrt(-dt)
+    if next_latents is None:
+        eps = torch.randn(x.shape, generator=generator, device="cpu", dtype=torch.float32).to(x.device)
+        sample = mean + std * eps
+    else:
+        sample = next_latents.float()
+    log_prob = gaussian_log_prob(sample, mean, std)
+    return SDEStep(sample.to(latents.dtype), mean, std, log_prob)
+
+
+def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """log N(sample; mean, std^2 I), averaged over each sample's elements → ``[N]`` (float32)."""
+    sample, mean, std = sample.float(), mean.float(), std.float()
+    per_element = -((sample - mean) ** 2) / (2 * std**2) - torch.log(std) - _LOG_SQRT_2PI
+    return per_element.flatten(1).mean(dim=1)
+
+
+def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL between two Gaussians of the same std, averaged over elements → ``[N]``: the stage-2 KL to the
+    reference policy, exactly 0 when the means agree."""
+    return ((mean.float() - ref_mean.float()) ** 2 / (2 * std.float() ** 2)).flatten(1).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class SDEConfig:
+    """Stage-2 sampling: ``num_steps`` denoising steps; steps with index in ``[window_start, window_end)``
+    are stochastic (and trained on), the others deterministic ODE steps."""
+
+    num_steps: int = 10
+    noise_level: float = 0.7
+    window_start: int = 0
+    window_end: int | None = None  # None: to the last step
+
+    def __post_init__(self) -> None:
+        end = self.num_steps if self.window_end is None else self.window_end
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        if self.noise_level < 0:
+            raise ValueError(f"noise_level must be >= 0, got {self.noise_level}")
+        if not 0 <= self.window_start < end <= self.num_steps:
+            raise ValueError(
+                f"window_start / window_end must satisfy 0 <= start < end <= num_steps = {self.num_steps}, "
+                f"got {self.window_start} / {end}"
+            )
+
+    @property
+    def sde_steps(self) -> range:
+        return range(self.window_start, self.num_steps if self.window_end is None else self.window_end)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A sampled denoising chain: ``latents[:, i]`` is x before step ``i`` (``num_steps + 1`` states),
+    ``log_probs[:, k]`` the log-prob of the ``k``-th stochastic step (``steps[k]``)."""
+
+    latents: torch.Tensor  # [N, S + 1, C, T, H, W]
+    log_probs: torch.Tensor  # [N, K]
+    steps: tuple[int, ...]
+    sigmas: torch.Tensor  # [S + 1]
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.latents[:, -1]
+
+
+def sigma_cap(sigmas: torch.Tensor) -> float:
+    """The noise level that replaces t = 1 in sigma_t (the schedule's second value)."""
+    return float(sigmas[1]) if len(sigmas) > 1 and float(sigmas[1]) < 1 else 0.999
+
+
+@torch.no_grad()
+def sample_sde(
+    velocity_fn,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    config: SDEConfig,
+    *,
+    generator: torch.Generator | None = None,
+) -> Trajectory:
+    """Run the chain from ``noise`` over ``sigmas`` (1 → 0); ``velocity_fn(latents, sigma [N])`` is the
+    model. Stochastic inside the config's window, Euler outside."""
+    x = noise
+    states, log_probs = [x], []
+    sde = set(config.sde_steps)
+    cap = sigma_cap(sigmas)
+    for i in range(len(sigmas) - 1):
+        sigma = sigmas[i].to(x.device).expand(x.shape[0])
+        v = velocity_fn(x, sigma)
+        level = config.noise_level if i in sde else 0.0
+        step = sde_step(x, v, sigmas[i], sigmas[i + 1], level, sigma_cap=cap, generator=generator)
+        x = step.sample
+        states.append(x)
+        if i in sde:
+            log_probs.append(
+                step.log_prob if step.log_prob is not None else torch.zeros(x.shape[0], device=x.device)
+            )
+    empty = torch.zeros(x.shape[0], 0, device=x.device)
+    return Trajectory(
+        torch.stack(states, dim=1),
+        torch.stack(log_probs, dim=1) if log_probs else empty,
+        tuple(sorted(sde)),
+        sigmas,
+    )

@@ -1,0 +1,191 @@
+"""Group Relative Policy Optimisation, shared by Joint-GRPO's two stages.
+
+Stage 1 applies it to the VLM's completion tokens, stage 2 to the VDM's denoising steps: in both a
+"sequence" is a row of per-element log-probabilities (tokens, or SDE steps) with a mask, and everything
+here is written over such rows. Semantics follow Hugging Face TRL's ``GRPOTrainer``:
+
+- advantages ``A_i = (r_i - mean_G r) / (std_G r + eps)`` over each group of ``G`` samples of one prompt
+  (``scale_rewards``: ``group``, ``batch`` (one std over the whole batch) or ``none``);
+- per element ``-min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) + beta KL``,
+  ``rho = exp(logp - logp_old)``;
+- aggregation ``grpo`` (mean per sequence, then over sequences), ``dapo`` (mean over all active elements)
+  or ``dr_grpo`` (sum over elements / (rows x max_completion_length)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+ScaleRewards = Literal["group", "batch", "none"]
+LossType = Literal["grpo", "dapo", "dr_grpo"]
+Combine = Literal["sum", "normalise"]
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """GRPO settings of one stage (``grpo_vlm.grpo``, ``grpo_vdm.grpo``)."""
+
+    group_size: int = 4  # G samples per prompt
+    num_iterations: int = 1  # updates per rollout batch (>1 reuses it with stored old log-probs)
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    beta: float = 0.0  # KL weight against the adapter-disabled reference
+    scale_rewards: ScaleRewards = "group"
+    # "sum": weighted sum of rewards, then normalised; "normalise": each reward normalised, then summed.
+    combine: Combine = "sum"
+    loss_type: LossType = "grpo"
+    max_completion_length: int | None = None  # dr_grpo's constant (the VLM's max_new_tokens by default)
+    mask_zero_std_groups: bool = True  # groups whose rewards are all equal carry no signal: leave them out
+    std_epsilon: float = 1e-4
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.group_size < 2:
+            problems.append(f"group_size must be >= 2 (a group needs a spread), got {self.group_size}")
+        if self.num_iterations < 1:
+            problems.append(f"num_iterations must be >= 1, got {self.num_iterations}")
+        for key in ("epsilon_low", "epsilon_high"):
+            if not getattr(self, key) > 0:
+                problems.append(f"{key} (the clip range) must be > 0, got {getattr(self, key)}")
+        if self.beta < 0:
+            problems.append(f"beta must be >= 0, got {self.beta}")
+        if self.scale_rewards not in ("group", "batch", "none"):
+            problems.append(f"scale_rewards must be group, batch or none, got {self.scale_rewards!r}")
+        if self.combine not in ("sum", "normalise"):
+            problems.append(f"combine must be sum or normalise, got {self.combine!r}")
+        if self.loss_type not in ("grpo", "dapo", "dr_grpo"):
+            problems.append(f"loss_type must be grpo, dapo or dr_grpo, got {self.loss_type!r}")
+        if self.max_completion_length is not None and self.max_completion_length < 1:
+            problems.append(f"max_completion_length must be >= 1, got {self.max_completion_length}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Advantages:
+    """Per-sample advantages, the combined reward they came from, and which samples sit in a group whose
+    rewards were all equal (zero std: no learning signal)."""
+
+    advantages: torch.Tensor  # [N]
+    total_reward: torch.Tensor  # [N]
+    zero_std: torch.Tensor  # [N] bool
+
+    @property
+    def zero_std_group_fraction(self) -> float:
+        return float(self.zero_std.float().mean())
+
+
+def normalise_in_groups(
+    values: torch.Tensor, group_size: int, scale: ScaleRewards = "group", eps: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values - group mean) / (std + eps)`` per consecutive group of ``group_size``; also a mask of
+    samples whose group has zero std. Std is the unbiased one, as ``torch.std`` (and TRL) computes it.
+
+    >>> a, zero = normalise_in_groups(torch.tensor([1.0, 3.0, 2.0, 2.0]), 2)
+    >>> [round(x, 3) for x in a.tolist()], zero.tolist()
+    ([-0.707, 0.707, 0.0, 0.0], [False, False, True, True])
+    """
+    if values.ndim != 1 or values.numel() % group_size:
+        raise ValueError(
+            f"expected a flat tensor of whole groups of {group_size}, got shape {tuple(values.shape)}"
+        )
+    grouped = values.view(-1, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    group_std = grouped.std(dim=1, keepdim=True)
+    if scale == "group":
+        out = centred / (group_std + eps)
+    elif scale == "batch":
+        out = centred / (values.std() + eps)
+    else:
+        out = centred
+    zero = torch.isclose(group_std, torch.zeros_like(group_std)).expand_as(grouped)
+    return out.reshape(-1), zero.reshape(-1)
+
+
+def group_advantages(
+    rewards: Mapping[str, torch.Tensor], weights: Mapping[str, float], config: GRPOConfig
+) -> Advantages:
+    """Advantages from named rewards ``[N]`` (N = prompts x G, each prompt's samples consecutive)."""
+    names = [n for n in rewards if weights.get(n, 0.0) != 0.0]
+    if not names:
+        raise ValueError(f"no reward has a non-zero weight (weights: {dict(weights)})")
+    G, scale, eps = config.group_size, config.scale_rewards, config.std_epsilon
+    total = sum(weights[n] * rewards[n].float() for n in names)
+    if config.combine == "sum":
+        advantages, zero = normalise_in_groups(total, G, scale, eps)
+    else:
+        parts = [normalise_in_groups(rewards[n].float(), G, scale, eps) for n in names]
+        advantages = sum(weights[n] * a for n, (a, _) in zip(names, parts, strict=True))
+        zero = torch.stack([z for _, z in parts]).all(dim=0)
+    return Advantages(advantages, total, zero)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-element KL estimate ``exp(ref - logp) - (ref - logp) - 1`` (Schulman's k3, as TRL): >= 0,
+    exactly 0 where the policy equals the reference."""
+    delta = ref_logp - logp
+    return torch.exp(delta) - delta - 1
+
+
+@dataclass(frozen=True)
+class LossStats:
+    ratio_mean: float
+    clip_fraction: float
+    low_clip_fraction: float
+    high_clip_fraction: float
+    kl_mean: float | None
+
+
+def clipped_policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    config: GRPOConfig,
+    kl: torch.Tensor | None = None,
+    *,
+    normaliser: int | None = None,
+) -> tuple[torch.Tensor, LossStats]:
+    """The GRPO loss over rows of per-element log-probs ``[N, T]`` with ``mask`` ``[N, T]``.
+
+    ``kl`` (per element, ``[N, T]``) is added with weight ``config.beta``. ``normaliser`` overrides the
+    element count of ``dapo`` / the length of ``dr_grpo`` (e.g. when a loss is summed over chunks)."""
+    mask = mask.to(logp.dtype)
+    ratio = torch.exp(logp - old_logp)
+    low, high = 1 - config.epsilon_low, 1 + config.epsilon_high
+    clipped = torch.clamp(ratio, low, high)
+    a = advantages.to(logp.dtype).unsqueeze(1)
+    per_element = -torch.min(ratio * a, clipped * a)
+    if kl is not None and config.beta:
+        per_element = per_element + config.beta * kl
+    masked = per_element * mask
+    if config.loss_type == "grpo":
+        loss = (masked.sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+    elif config.loss_type == "dapo":
+        loss = masked.sum() / (normaliser if normaliser is not None else mask.sum().clamp(min=1))
+    else:
+        length = normaliser or config.max_completion_length or logp.shape[1]
+        loss = masked.sum() / (logp.shape[0] * length)
+    with torch.no_grad():
+        active = mask.sum().clamp(min=1)
+        is_low = (ratio < low) & (a < 0)
+        is_high = (ratio > high) & (a > 0)
+        stats = LossStats(
+            ratio_mean=float((ratio * mask).sum() / active),
+            clip_fraction=float(((is_low | is_high).to(mask.dtype) * mask).sum() / active),
+            low_clip_fraction=float((is_low.to(mask.dtype) * mask).sum() / active),
+            high_clip_fraction=float((is_high.to(mask.dtype) * mask).sum() / active),
+            kl_mean=float((kl * mask).sum() / active) if kl is not None else None,
+        )
+    return loss, stats
+
+
+def sample_mask(advantages: Advantages, config: GRPOConfig) -> torch.Tensor:
+    """``[N]`` weights 1 / 0: samples of zero-std groups are left out when the config says so."""
+    if config.mask_zero_std_groups:
+        return (~advantages.zero_std).float()
+    return torch.ones_like(advantages.advantages)

@@ -1,0 +1,275 @@
+"""Joint-GRPO stage 1: a visualisation-friendly VLM.
+
+For each (context video, question) the VLM samples G answers; the frozen VDM renders a clip from each
+answer's caption and the context (one noise draw per prompt, shared by its group, so rewards within a
+group differ by the caption alone); the shared reward scores text and rendered video; GRPO updates the
+VLM's LoRA adapter, token by token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vans_pipelines.models.lora import adapters_disabled
+from vans_pipelines.models.scorer import VideoTextScorer
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import Generation, VisionLanguageModel, parse_answer
+from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
+from vans_pipelines.rl.rewards import compute_rewards
+from vans_pipelines.training.data import ordered_batches
+from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary
+from vans_pipelines.training.trainer import OptimConfig
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How the VLM samples its group during training."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+
+
+def completion_logprobs(
+    vlm: VisionLanguageModel, inputs: Mapping[str, torch.Tensor], prompt_length: int, temperature: float
+) -> torch.Tensor:
+    """Log-probabilities ``[N, T]`` of the completion tokens ``input_ids[:, prompt_length:]`` under the
+    model, logits divided by the sampling temperature (as TRL does)."""
+    out = vlm.model(**inputs, use_cache=False)
+    logits = out.logits[:, prompt_length - 1 : -1].float() / temperature
+    targets = inputs["input_ids"][:, prompt_length:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def policy_inputs(
+    vlm: VisionLanguageModel, videos: Sequence[np.ndarray], questions: Sequence[str], generation: Generation
+) -> dict[str, torch.Tensor]:
+    """Model inputs re-scoring ``generation`` (prompt + completion, ``videos`` / ``questions`` already
+    repeated per sample): the prompt layout of :meth:`VisionLanguageModel.batch`, the completion masked
+    after its end token."""
+    prompt = vlm.batch(list(videos), list(questions))
+    if prompt["input_ids"].shape[1] != generation.prompt_length:
+        raise ValueError("the generation's prompts do not match the videos / questions given")
+    device = generation.sequences.device
+    attention = torch.cat([prompt["attention_mask"].to(device), generation.completion_mask], dim=1)
+    return {
+        **{k: v.to(device) for k, v in prompt.items() if k not in ("input_ids", "attention_mask")},
+        "input_ids": generation.sequences,
+        "attention_mask": attention,
+    }
+
+
+def render(
+    vdm: VideoDiffusionModel,
+    captions: Sequence[str],
+    contexts: np.ndarray,
+    *,
+    frames: int,
+    num_steps: int,
+    seed: int,
+    repeats: int = 1,
+) -> np.ndarray:
+    """Clips from the frozen VDM for ``captions`` (grouped: ``repeats`` consecutive captions per context,
+    sharing one noise draw)."""
+    height, width = contexts.shape[2:4]
+    shape = vdm.latent_shape(frames, height, width)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((len(contexts), *shape), generator=generator).repeat_interleave(repeats, dim=0)
+    with torch.no_grad():
+        return vdm.sample(
+            list(captions),
+            np.repeat(contexts, repeats, axis=0),
+            frames=frames,
+            num_steps=num_steps,
+            noise=noise,
+        )
+
+
+def stage1_rewards(
+    weights: Mapping[str, float],
+    completions: Sequence[str],
+    videos: np.ndarray,
+    batch: Mapping[str, Any],
+    scorer: VideoTextScorer,
+    repeats: int,
+) -> dict[str, torch.Tensor]:
+    """Every configured reward of stage-1 samples (``repeats`` per prompt of ``batch``)."""
+
+    def rep(values: Sequence[Any]) -> list[Any]:
+        return [v for v in values for _ in range(repeats)]
+
+    return compute_rewards(
+        list(weights),
+        completions=list(completions),
+        captions=[parse_answer(c).caption for c in completions],
+        reference_captions=rep(batch["caption"]),
+        videos=list(videos),
+        reference_videos=list(np.repeat(batch["target"], repeats, axis=0)),
+        contexts=list(np.repeat(batch["context"], repeats, axis=0)),
+        events=rep(batch["event"]),
+        scorer=scorer,
+    )
+
+
+class GRPOVLMModule(GRPOModule):
+    def __init__(
+        self,
+        vlm: VisionLanguageModel,
+        vdm: VideoDiffusionModel,
+        scorer: VideoTextScorer,
+        grpo: GRPOConfig,
+        weights: Mapping[str, float],
+        optim: OptimConfig,
+        sampling: SamplingConfig,
+        *,
+        render_steps: int,
+        gradient_clip_val: float | None = 1.0,
+        seed: int = 0,
+        fps: float = 8.0,
+        log_samples_every: int = 10,
+    ):
+        super().__init__(
+            grpo,
+            weights,
+            optim,
+            gradient_clip_val=gradient_clip_val,
+            seed=seed,
+            fps=fps,
+            log_samples_every=log_samples_every,
+        )
+        self.vlm = vlm
+        self.model = vlm.model  # registered: trained (LoRA), moved, checkpointed
+        self.vdm = vdm  # frozen renderer, not registered
+        self.scorer = scorer
+        self.sampling = sampling
+        self.render_steps = render_steps
+        self.save_hyperparameters(
+            {
+                "grpo": asdict(grpo),
+                "weights": dict(weights),
+                "optim": asdict(optim),
+                "sampling": asdict(sampling),
+                "render_steps": render_steps,
+            }
+        )
+
+    def on_fit_start(self) -> None:
+        self.vdm.to(self.device)
+        for module in self.vdm.modules().values():
+            module.eval().requires_grad_(False)
+
+    def rollout(self, batch: dict[str, Any]) -> Rollout:
+        G = self.grpo.group_size
+        videos, questions = list(batch["context"]), list(batch["question"])
+        generation = self.vlm.generate(
+            videos,
+            questions,
+            max_new_tokens=self.sampling.max_new_tokens,
+            do_sample=True,
+            temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            num_return_sequences=G,
+            generator_seed=self.rollout_seed(),
+        )
+        clips = render(
+            self.vdm,
+            [parse_answer(t).caption for t in generation.texts],
+            batch["context"],
+            frames=batch["target"].shape[1],
+            num_steps=self.render_steps,
+            seed=self.rollout_seed(),
+            repeats=G,
+        )
+        rewards = stage1_rewards(self.weights, generation.texts, clips, batch, self.scorer, G)
+        inputs = policy_inputs(
+            self.vlm,
+            [v for v in videos for _ in range(G)],
+            [q for q in questions for _ in range(G)],
+            generation,
+        )
+        data: dict[str, Any] = {"inputs": inputs, "generation": generation}
+        with torch.no_grad():
+            if self.grpo.num_iterations > 1:
+                data["old_logp"] = self._logp(data)
+            if self.grpo.beta:
+                with adapters_disabled(self.model):
+                    data["ref_logp"] = self._logp(data)
+        lengths = generation.completion_mask.sum(1).float()
+        return Rollout(
+            rewards,
+            data,
+            captions=generation.texts,
+            videos=clips,
+            stats={"rollout/completion_length": float(lengths.mean()), "rollout/motion": motion(clips)},
+        )
+
+    def _logp(self, data: dict[str, Any]) -> torch.Tensor:
+        return completion_logprobs(
+            self.vlm, data["inputs"], data["generation"].prompt_length, self.sampling.temperature
+        )
+
+    def update(
+        self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
+    ) -> tuple[float, LossStats]:
+        data = rollout.data
+        logp = self._logp(data)
+        old = data["old_logp"] if "old_logp" in data else logp.detach()
+        kl = k3_kl(logp, data["ref_logp"]) if "ref_logp" in data else None
+        token_mask = data["generation"].completion_mask.to(logp.dtype) * mask.unsqueeze(1)
+        loss, stats = clipped_policy_loss(logp, old, advantages, token_mask, self.grpo, kl)
+        self.manual_backward(loss)
+        return float(loss.detach()), stats
+
+
+@torch.no_grad()
+def evaluate_stage1(
+    vlm: VisionLanguageModel,
+    vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    samples: Dataset,
+    weights: Mapping[str, float],
+    *,
+    render_steps: int,
+    seeds: Sequence[int],
+    max_new_tokens: int,
+    batch_size: int = 32,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """The stage-1 reward of the VLM's greedy answers on ``samples``, each rendered by the frozen VDM
+    once per seed: per-reward means, the total and its seed-to-seed spread, plus the world oracle's event
+    accuracy of the renders (analysis only, not in the total)."""
+    per_seed: list[dict[str, list[torch.Tensor]]] = [{} for _ in seeds]
+    motions, examples = [], []
+    names = list(weights) + (["oracle_event"] if "oracle_event" not in weights else [])
+    for start, batch in ordered_batches(samples, batch_size, limit):
+        texts = vlm.generate(list(batch["context"]), batch["question"], max_new_tokens=max_new_tokens).texts
+        has_events = all(e is not None for e in batch["event"])
+        for k, seed in enumerate(seeds):
+            clips = render(
+                vdm,
+                [parse_answer(t).caption for t in texts],
+                batch["context"],
+                frames=batch["target"].shape[1],
+                num_steps=render_steps,
+                seed=seed * 100_003 + start,
+            )
+            wanted = {n: weights.get(n, 0.0) for n in names if n != "oracle_event" or has_events}
+            for name, values in stage1_rewards(wanted, texts, clips, batch, scorer, 1).items():
+                per_seed[k].setdefault(name, []).append(values)
+            if k == 0:
+                motions.append(motion(clips))
+        if len(examples) < 4:
+            examples.extend({"output": t, "truth": c} for t, c in zip(texts, batch["caption"], strict=True))
+    merged = [{n: torch.cat(v) for n, v in seed_rewards.items()} for seed_rewards in per_seed]
+    return {
+        "samples": len(next(iter(merged[0].values()))),
+        **reward_summary(merged, weights),
+        "motion": float(np.mean(motions)),
+        "examples": examples[:4],
+    }

@@ -7,6 +7,7 @@ Unknown keys are errors too: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,10 @@ from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorerSpec
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec
 from vans_pipelines.models.vlm import TinyVLMSpec
+from vans_pipelines.rl.flow_sde import SDEConfig
+from vans_pipelines.rl.grpo import GRPOConfig
+from vans_pipelines.rl.rewards import check_reward_names
+from vans_pipelines.training.grpo_vlm import SamplingConfig
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig
 
 Family = Literal["procedural", "predictive"]
@@ -125,12 +130,12 @@ def _check_training(trainer: TrainerConfig, optim: OptimConfig | None = None) ->
         "num_nodes",
     ):
         if getattr(trainer, key) < 1:
-            raise ValueError(f"trainer.{key} must be >= 1, got {getattr(trainer, key)}")
+            raise ValueError(f"trainer.{key}: must be >= 1, got {getattr(trainer, key)}")
     if optim is not None:
         if optim.lr <= 0:
-            raise ValueError(f"optim.lr must be > 0, got {optim.lr}")
+            raise ValueError(f"optim.lr: must be > 0, got {optim.lr}")
         if optim.schedule not in ("cosine", "linear", "constant"):
-            raise ValueError(f"optim.schedule must be cosine, linear or constant, got {optim.schedule!r}")
+            raise ValueError(f"optim.schedule: must be cosine, linear or constant, got {optim.schedule!r}")
 
 
 class RunParams(_Strict):
@@ -247,7 +252,7 @@ class VDMParams(_Strict):
         _check_training(self.trainer, self.optim)
         if self.conditioning.context_frames < 1:
             raise ValueError(
-                f"conditioning.context_frames must be >= 1, got {self.conditioning.context_frames}"
+                f"conditioning.context_frames: must be >= 1, got {self.conditioning.context_frames}"
             )
         return self
 
@@ -257,6 +262,81 @@ class SFTParams(_Strict):
     vdm: VDMParams = VDMParams()
 
 
+class RewardWeights(_Strict):
+    """Mixin: ``rewards`` is ``{registered reward name: weight >= 0}``, at least one weight > 0."""
+
+    @model_validator(mode="after")
+    def _known_rewards(self):
+        errors = check_reward_names(self.rewards, "rewards")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+
+class GRPOVLMEvalParams(_Strict):
+    """Val figures before / after stage 1: greedy answers, each rendered once per seed."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    limit: int | None = Field(None, ge=1)
+    max_new_tokens: int = Field(48, ge=1)
+
+
+class GRPOVLMParams(RewardWeights):
+    """Joint-GRPO stage 1: the SFT VLM gets a LoRA adapter trained by GRPO against the frozen SFT VDM."""
+
+    lora: LoraSpec = LoraSpec()
+    grpo: GRPOConfig = GRPOConfig()
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 1.0}
+    )
+    sampling: SamplingConfig = SamplingConfig()
+    render_steps: int = Field(4, ge=1)  # the frozen VDM's steps per reward render
+    optim: OptimConfig = OptimConfig(lr=5e-4, warmup_steps=0, schedule="constant")
+    trainer: TrainerConfig = TrainerConfig(max_steps=40, batch_size=4, checkpoint_every_n_steps=10)
+    log_samples_every: int = Field(10, ge=0)
+    eval: GRPOVLMEvalParams = GRPOVLMEvalParams()
+
+    @model_validator(mode="after")
+    def _valid(self) -> GRPOVLMParams:
+        _check_training(self.trainer, self.optim)
+        return self
+
+
+class AnchorParams(_Strict):
+    """Stage 2's anchor captions, written by the stage-1 VLM (greedy); the paper keeps an anchor only when
+    its ROUGE-L to the ground-truth caption is at least 0.6."""
+
+    min_rouge_l: float = Field(0.6, ge=0, le=1)
+    max_new_tokens: int = Field(48, ge=1)
+
+
+class GRPOVDMEvalParams(_Strict):
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    limit: int | None = Field(None, ge=1)
+    num_steps: int = Field(10, ge=1)  # ODE (deployed) sampler steps
+
+
+class GRPOVDMParams(RewardWeights):
+    """Joint-GRPO stage 2: the SFT VDM gets a LoRA adapter trained by Flow-GRPO on the anchors."""
+
+    lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
+    grpo: GRPOConfig = GRPOConfig()
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"video_fidelity": 1.0, "semantic_alignment": 1.0, "context_consistency": 0.0}
+    )
+    sde: SDEConfig = SDEConfig()
+    anchors: AnchorParams = AnchorParams()
+    optim: OptimConfig = OptimConfig(lr=5e-4, warmup_steps=0, schedule="constant")
+    trainer: TrainerConfig = TrainerConfig(max_steps=40, batch_size=4, checkpoint_every_n_steps=10)
+    log_samples_every: int = Field(10, ge=0)
+    eval: GRPOVDMEvalParams = GRPOVDMEvalParams()
+
+    @model_validator(mode="after")
+    def _valid(self) -> GRPOVDMParams:
+        _check_training(self.trainer, self.optim)
+        return self
+
+
 #: Top-level parameter keys and their models. A stage adds its own here when it lands.
 SECTIONS: dict[str, type[_Strict]] = {
     "video_geometry": VideoGeometry,
@@ -264,6 +344,8 @@ SECTIONS: dict[str, type[_Strict]] = {
     "run": RunParams,
     "caption": CaptionParams,
     "sft": SFTParams,
+    "grpo_vlm": GRPOVLMParams,
+    "grpo_vdm": GRPOVDMParams,
 }
 
 
@@ -312,6 +394,9 @@ def check_run(parsed: dict[str, Any], sections: set[str]) -> None:
     if "sft" in parsed and "sft" in sections:
         batches["sft.vlm.trainer.batch_size"] = parsed["sft"].vlm.trainer.batch_size
         batches["sft.vdm.trainer.batch_size"] = parsed["sft"].vdm.trainer.batch_size
+    for stage in ("grpo_vlm", "grpo_vdm"):
+        if stage in parsed and stage in sections:
+            batches[f"{stage}.trainer.batch_size"] = parsed[stage].trainer.batch_size
     if ingest is not None and ingest.source == "synthetic":
         for key, size in batches.items():
             if size > ingest.synthetic.num_train:
@@ -327,6 +412,12 @@ def _format(err: ValidationError, section: str) -> list[str]:
     lines = []
     for e in err.errors():
         key = ".".join([section, *(str(p) for p in e["loc"])])
+        if e["type"] == "value_error":
+            # Validators here and in the library configs write "<field>: <problem>; ..."
+            for part in str(e["msg"]).removeprefix("Value error, ").split("; "):
+                named = re.match(r"^([\w.]+): (.*)$", part, re.S)
+                lines.append(f"{key}.{named[1]}: {named[2]}" if named else f"{key}: {part}")
+            continue
         lines.append(
             f"{key}: {e['msg']} (got {e.get('input')!r})" if e["type"] != "missing" else f"{key}: missing"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.pipelines import caption, ingest, sft
+from vans_pipelines.pipelines import caption, grpo_vdm, grpo_vlm, ingest, sft
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -16,8 +16,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ingest": ingest.create_pipeline(),
         "caption": caption.create_pipeline(),
         "sft": sft.create_pipeline(),
-        "grpo_vlm": Pipeline([]),
-        "grpo_vdm": Pipeline([]),
+        "grpo_vlm": grpo_vlm.create_pipeline(),
+        "grpo_vdm": grpo_vdm.create_pipeline(),
         "evaluate": Pipeline([]),
         "tune": Pipeline([]),
     }

@@ -54,6 +54,20 @@ def add_lora(module: torch.nn.Module, spec: LoraSpec) -> torch.nn.Module:
     return module
 
 
+def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold every adapter into its base weights and remove it (a LoRA-fine-tuned model becomes the plain
+    base of the next stage's adapter)."""
+    for name, layer in list(module.named_modules()):
+        if isinstance(layer, BaseTunerLayer):
+            layer.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = module.get_submodule(parent_name) if parent_name else module
+            setattr(parent, child, layer.get_base_layer())
+    for param in module.parameters():
+        param.requires_grad = True
+    return module
+
+
 @contextmanager
 def adapters_disabled(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Run ``module`` as its base model (the GRPO reference policy) inside the block."""

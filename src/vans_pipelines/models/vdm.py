@@ -22,7 +22,15 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
-from vans_pipelines.models.lora import LoraSpec, add_lora, base_state_dict, has_lora, load_lora, save_lora
+from vans_pipelines.models.lora import (
+    LoraSpec,
+    add_lora,
+    base_state_dict,
+    has_lora,
+    load_lora,
+    merge_lora,
+    save_lora,
+)
 
 META_FILE = "vans_vdm.json"
 
@@ -259,6 +267,14 @@ class VideoDiffusionModel:
     def add_lora(self, spec: LoraSpec) -> None:
         add_lora(self.transformer, spec)
         self.lora = spec
+
+    def start_adapter(self, spec: LoraSpec) -> None:
+        """A fresh adapter for the next training stage; one left by an earlier stage is merged first
+        (the merged weights then differ from any base checkpoint, so they are saved in full)."""
+        if has_lora(self.transformer):
+            merge_lora(self.transformer)
+            self.base_path = None
+        self.add_lora(spec)
 
     def save_pretrained(self, path: str | Path) -> None:
         """diffusers' folder layout (transformer/, vae/, text_encoder/, tokenizer/) plus ``vans_vdm.json``;

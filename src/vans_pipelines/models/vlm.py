@@ -27,7 +27,15 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
 )
 
-from vans_pipelines.models.lora import LoraSpec, add_lora, base_state_dict, has_lora, load_lora, save_lora
+from vans_pipelines.models.lora import (
+    LoraSpec,
+    add_lora,
+    base_state_dict,
+    has_lora,
+    load_lora,
+    merge_lora,
+    save_lora,
+)
 from vans_pipelines.models.tokenizer import (
     ANS_CLOSE,
     ANS_OPEN,
@@ -325,6 +333,14 @@ class VisionLanguageModel:
     def add_lora(self, spec: LoraSpec) -> None:
         add_lora(self.model, spec)
         self.lora = spec
+
+    def start_adapter(self, spec: LoraSpec) -> None:
+        """A fresh adapter for the next training stage; one left by an earlier stage is merged first
+        (the merged weights then differ from any base checkpoint, so they are saved in full)."""
+        if has_lora(self.model):
+            merge_lora(self.model)
+            self.base_path = None
+        self.add_lora(spec)
 
     def save_pretrained(self, path: str | Path) -> None:
         """Full weights, or (with LoRA) the adapter plus a reference to the base weights (copied under

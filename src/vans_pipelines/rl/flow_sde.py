@@ -103,12 +103,12 @@ class SDEConfig:
     def __post_init__(self) -> None:
         end = self.num_steps if self.window_end is None else self.window_end
         if self.num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+            raise ValueError(f"num_steps: must be >= 1, got {self.num_steps}")
         if self.noise_level < 0:
-            raise ValueError(f"noise_level must be >= 0, got {self.noise_level}")
+            raise ValueError(f"noise_level: must be >= 0, got {self.noise_level}")
         if not 0 <= self.window_start < end <= self.num_steps:
             raise ValueError(
-                f"window_start / window_end must satisfy 0 <= start < end <= num_steps = {self.num_steps}, "
+                f"window_start: needs 0 <= window_start < window_end <= num_steps = {self.num_steps}, "
                 f"got {self.window_start} / {end}"
             )
 

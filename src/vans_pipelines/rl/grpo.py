@@ -45,22 +45,22 @@ class GRPOConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.group_size < 2:
-            problems.append(f"group_size must be >= 2 (a group needs a spread), got {self.group_size}")
+            problems.append(f"group_size: must be >= 2 (a group needs a spread), got {self.group_size}")
         if self.num_iterations < 1:
-            problems.append(f"num_iterations must be >= 1, got {self.num_iterations}")
+            problems.append(f"num_iterations: must be >= 1, got {self.num_iterations}")
         for key in ("epsilon_low", "epsilon_high"):
             if not getattr(self, key) > 0:
-                problems.append(f"{key} (the clip range) must be > 0, got {getattr(self, key)}")
+                problems.append(f"{key}: the clip range must be > 0, got {getattr(self, key)}")
         if self.beta < 0:
-            problems.append(f"beta must be >= 0, got {self.beta}")
+            problems.append(f"beta: must be >= 0, got {self.beta}")
         if self.scale_rewards not in ("group", "batch", "none"):
-            problems.append(f"scale_rewards must be group, batch or none, got {self.scale_rewards!r}")
+            problems.append(f"scale_rewards: must be group, batch or none, got {self.scale_rewards!r}")
         if self.combine not in ("sum", "normalise"):
-            problems.append(f"combine must be sum or normalise, got {self.combine!r}")
+            problems.append(f"combine: must be sum or normalise, got {self.combine!r}")
         if self.loss_type not in ("grpo", "dapo", "dr_grpo"):
-            problems.append(f"loss_type must be grpo, dapo or dr_grpo, got {self.loss_type!r}")
+            problems.append(f"loss_type: must be grpo, dapo or dr_grpo, got {self.loss_type!r}")
         if self.max_completion_length is not None and self.max_completion_length < 1:
-            problems.append(f"max_completion_length must be >= 1, got {self.max_completion_length}")
+            problems.append(f"max_completion_length: must be >= 1, got {self.max_completion_length}")
         if problems:
             raise ValueError("; ".join(problems))
 

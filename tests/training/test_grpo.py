@@ -1,0 +1,264 @@
+"""Both Joint-GRPO stages on tiny random models: parameters move (only the adapter's), every TensorBoard
+tag is written, several iterations per rollout with a KL term run, and a crashed stage resumes."""
+
+import copy
+import json
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
+from vans_pipelines.models.tokenizer import build_word_tokenizer
+from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm, format_answer
+from vans_pipelines.rl.flow_sde import SDEConfig
+from vans_pipelines.rl.grpo import GRPOConfig
+from vans_pipelines.training.data import SamplesDataModule, TripletSamples
+from vans_pipelines.training.grpo import manual_trainer_config
+from vans_pipelines.training.grpo_vdm import AnchoredSamples, GRPOVDMModule, evaluate_stage2
+from vans_pipelines.training.grpo_vlm import (
+    GRPOVLMModule,
+    SamplingConfig,
+    completion_logprobs,
+    evaluate_stage1,
+)
+from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
+from vans_pipelines.world import reasoning_for, render_split
+from vans_pipelines.world.events import Event
+
+GEOMETRY = {"context_frames": 4, "target_frames": 4, "height": 16, "width": 16}
+VLM_REWARDS = {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 1.0}
+VDM_REWARDS = {"video_fidelity": 1.0, "semantic_alignment": 1.0}
+
+
+@pytest.fixture(scope="module")
+def world():
+    train, val = render_split(0, "train", 8, **GEOMETRY), render_split(0, "val", 4, **GEOMETRY)
+    captions = {}
+    for ts in (train, val):
+        for r in ts.index.itertuples():
+            event = Event.from_dict(json.loads(r.event))
+            captions[r.sample_id] = (r.caption, reasoning_for(r.family, event, json.loads(r.state)))
+    tokenizer = build_word_tokenizer(
+        [t for pair in captions.values() for t in pair] + list(train.index.question)
+    )
+    vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(max_frames=4), fps=8.0, seed=0)
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2), seed=0)
+    scorer = TinyScorer.build(tokenizer, TinyScorerSpec(frames=4))
+    return TripletSamples(train, captions), TripletSamples(val, captions), vlm, vdm, scorer
+
+
+def trainer(steps, every=1000):
+    return manual_trainer_config(
+        TrainerConfig(
+            accelerator="cpu",
+            devices=1,
+            max_steps=steps,
+            batch_size=2,
+            checkpoint_every_n_steps=every,
+            log_every_n_steps=1,
+        )
+    )
+
+
+def scalar_tags(log_dir):
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
+    events.Reload()
+    return set(events.Tags()["scalars"]), set(events.Tags()["images"]), events
+
+
+def stage1(world, grpo=None, lr=1e-2):
+    _, _, vlm, vdm, scorer = world
+    vlm = copy.deepcopy(vlm)
+    vlm.start_adapter(LoraSpec(rank=4))
+    return GRPOVLMModule(
+        vlm,
+        vdm,
+        scorer,
+        grpo or GRPOConfig(group_size=4),
+        VLM_REWARDS,
+        OptimConfig(lr=lr),
+        SamplingConfig(temperature=1.0, max_new_tokens=12),
+        render_steps=2,
+        log_samples_every=1,
+    )
+
+
+def test_stage1_trains_only_the_adapter_and_logs_every_tag(world, tmp_path):
+    train = world[0]
+    module = stage1(world)
+    before = {n: p.detach().clone() for n, p in module.vlm.model.named_parameters()}
+    result = fit(
+        module,
+        SamplesDataModule(train, None, 2, 0),
+        trainer(3),
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
+        "grpo_vlm",
+        "k",
+    )
+    assert result.global_step == 3
+    changed = {n for n, p in module.vlm.model.named_parameters() if not torch.equal(before[n], p)}
+    assert changed and all("lora_" in n for n in changed)
+    assert any("lora_B" in n for n in changed)
+    scalars, images, _ = scalar_tags(result.log_dir)
+    expected = {
+        "reward/format/mean",
+        "reward/text_fidelity/std",
+        "reward/video_fidelity/mean",
+        "reward/total/mean",
+        "reward/total/std",
+        "advantage/mean",
+        "advantage/std",
+        "advantage/abs_max",
+        "groups/zero_std_fraction",
+        "policy/ratio_mean",
+        "policy/clip_fraction",
+        "train/loss",
+        "train/grad_norm",
+        "rollout/completion_length",
+        "rollout/motion",
+    }
+    assert expected <= scalars, expected - scalars
+    assert any(t.startswith("lr-") for t in scalars)
+    assert "samples/videos" in images
+
+
+def test_stage1_log_probs_of_a_completion_match_a_forward_pass(world):
+    _, val, vlm, _, _ = world
+    item = val[0]
+    answer = format_answer(item["reasoning"], item["caption"])
+    batch = vlm.batch([item["context"]], [item["question"]], [answer])
+    prompt = vlm.batch([item["context"]], [item["question"]])
+    length = prompt["input_ids"].shape[1]
+    with torch.no_grad():
+        logp = completion_logprobs(vlm, batch, length, temperature=1.0)
+        logits = vlm.model(**batch).logits[0, length - 1 : -1]
+    ids = batch["input_ids"][0, length:]
+    expected = torch.log_softmax(logits, -1)[torch.arange(len(ids)), ids]
+    torch.testing.assert_close(logp[0], expected)
+
+
+def test_stage1_with_iterations_and_kl_uses_old_and_reference_log_probs(world, tmp_path):
+    train = world[0]
+    module = stage1(world, GRPOConfig(group_size=2, num_iterations=2, beta=0.1, loss_type="dapo"), lr=5e-2)
+    result = fit(
+        module,
+        SamplesDataModule(train, None, 2, 0),
+        trainer(4),
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
+        "grpo_vlm",
+        "k",
+    )
+    assert result.global_step == 4  # 2 rollouts x 2 updates
+    scalars, _, events = scalar_tags(result.log_dir)
+    assert "policy/kl" in scalars
+    kls = [e.value for e in events.Scalars("policy/kl")]
+    ratios = [e.value for e in events.Scalars("policy/ratio_mean")]
+    # Logged per rollout, averaged over its 2 updates: the 1st is on-policy at the reference (ratio 1,
+    # KL 0), the 2nd sees the moved policy, so neither average is at its on-policy value.
+    assert kls[0] > 0 and all(k >= 0 for k in kls)
+    assert ratios[0] != pytest.approx(1.0, abs=1e-7)
+
+
+class CrashAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_crashed_stage1_run_resumes(world, tmp_path):
+    train = world[0]
+    paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(
+            stage1(world),
+            SamplesDataModule(train, None, 2, 0),
+            trainer(5, 2),
+            paths,
+            "grpo_vlm",
+            "k",
+            [CrashAt(3)],
+        )
+    result = fit(stage1(world), SamplesDataModule(train, None, 2, 0), trainer(5, 2), paths, "grpo_vlm", "k")
+    assert result.resumed_from_step == 2 and result.global_step == 5
+
+
+def anchored(samples):
+    ids = samples.triplets.index["sample_id"]
+    return AnchoredSamples(samples, {s: samples[i]["caption"] for i, s in enumerate(ids)})
+
+
+def test_stage2_trains_only_the_transformer_adapter_and_logs_motion(world, tmp_path):
+    train, _, _, vdm, scorer = world
+    vdm = copy.deepcopy(vdm)
+    vdm.start_adapter(LoraSpec(rank=4, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
+    frozen = {name: copy.deepcopy(m.state_dict()) for name, m in vdm.modules().items()}
+    module = GRPOVDMModule(
+        vdm,
+        scorer,
+        GRPOConfig(group_size=2, num_iterations=2, beta=0.01),
+        VDM_REWARDS,
+        OptimConfig(lr=1e-2),
+        SDEConfig(num_steps=3, noise_level=0.7, window_start=1),
+        log_samples_every=1,
+    )
+    result = fit(
+        module,
+        SamplesDataModule(anchored(train), None, 2, 0),
+        trainer(2),
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
+        "grpo_vdm",
+        "k",
+    )
+    assert result.global_step == 2
+    state = vdm.transformer.state_dict()
+    changed = {k for k, v in state.items() if not torch.equal(frozen["transformer"][k], v)}
+    assert changed and all("lora_" in k for k in changed)
+    for name in ("vae", "text_encoder"):
+        after = vdm.modules()[name].state_dict()
+        assert all(torch.equal(v, after[k]) for k, v in frozen[name].items())
+    scalars, images, _ = scalar_tags(result.log_dir)
+    assert {
+        "reward/video_fidelity/mean",
+        "reward/semantic_alignment/mean",
+        "policy/kl",
+        "rollout/motion",
+        "rollout/motion_ratio",
+    } <= scalars
+    assert "samples/videos" in images
+
+
+def test_evaluations_report_totals_spread_and_the_oracle(world):
+    _, val, vlm, vdm, scorer = world
+    one = evaluate_stage1(vlm, vdm, scorer, val, VLM_REWARDS, render_steps=2, seeds=[0, 1], max_new_tokens=8)
+    assert one["samples"] == 4 and set(one["rewards"]) == {*VLM_REWARDS, "oracle_event"}
+    assert one["total_seed_std"] > 0 and len(one["total_per_seed"]) == 2
+    two = evaluate_stage2(vdm, scorer, anchored(val), VDM_REWARDS, num_steps=2, seeds=[0])
+    assert two["samples"] == 4 and "oracle_event" in two["rewards"] and two["target_motion"] > 0
+    assert two["total_seed_std"] == 0.0  # one seed: no spread
+
+
+def test_a_stage_adapter_is_merged_before_the_next_stage_adds_its_own(world):
+    _, val, vlm, _, _ = world
+    vlm = copy.deepcopy(vlm)
+    vlm.start_adapter(LoraSpec(rank=4))
+    with torch.no_grad():
+        for name, p in vlm.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    item = val[0]
+    batch = vlm.batch([item["context"]], [item["question"]])
+    with torch.no_grad():
+        adapted = vlm.model(**batch).logits
+        vlm.start_adapter(LoraSpec(rank=2))  # merges the first adapter, adds a fresh (zero) one
+        merged = vlm.model(**batch).logits
+    torch.testing.assert_close(merged, adapted, rtol=1e-4, atol=1e-5)
+    lora_shapes = {tuple(p.shape) for n, p in vlm.model.named_parameters() if "lora_A" in n}
+    assert all(shape[0] == 2 for shape in lora_shapes)
+    assert all(p.requires_grad == ("lora_" in n) for n, p in vlm.model.named_parameters())

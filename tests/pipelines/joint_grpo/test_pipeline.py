@@ -1,0 +1,93 @@
+"""``kedro run --pipeline=joint_grpo`` through a real KedroSession on tiny settings, and its config errors."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.pipelines.sft.test_pipeline import TINY, run
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params import ParameterError
+
+SMALL_GRPO = {
+    "grpo_vlm": {
+        "grpo": {"group_size": 2},
+        "sampling": {"max_new_tokens": 16},
+        "render_steps": 2,
+        "trainer": {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1},
+        "eval": {"seeds": [0, 1], "limit": 2, "max_new_tokens": 16},
+    },
+    "grpo_vdm": {
+        "grpo": {"group_size": 2},
+        "anchors": {"min_rouge_l": 0.0, "max_new_tokens": 16},  # a 3-step SFT VLM writes poor anchors
+        "sde": {"num_steps": 3},
+        "trainer": {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1},
+        "eval": {"seeds": [0], "limit": 2, "num_steps": 2},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def after_sft(tmp_path_factory):
+    """A project copy that has run ingest, caption and sft on tiny settings (shared by the tests here)."""
+    import shutil
+
+    from tests.conftest import PROJECT_ROOT
+
+    root = tmp_path_factory.mktemp("joint") / "project"
+    root.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()
+    (root / "data" / "01_raw").mkdir(parents=True)
+    run(root, ["ingest", "caption", "sft"], TINY)
+    return root
+
+
+@pytest.mark.slow
+def test_joint_grpo_writes_both_models_anchors_and_reports(after_sft):
+    run(after_sft, ["joint_grpo"], {**TINY, **SMALL_GRPO})
+    data = after_sft / "data"
+    vlm_report = json.loads((data / "08_reporting" / "grpo_vlm_report.json").read_text())
+    assert vlm_report["steps"] == 2 and vlm_report["resumed_from_step"] is None
+    assert {"format", "text_fidelity", "video_fidelity", "oracle_event"} <= set(
+        vlm_report["val_after"]["rewards"]
+    )
+    assert len(vlm_report["val_before"]["total_per_seed"]) == 2
+    vdm_report = json.loads((data / "08_reporting" / "grpo_vdm_report.json").read_text())
+    assert vdm_report["steps"] == 2 and vdm_report["train_anchors"] == 12
+    assert {"video_fidelity", "semantic_alignment"} <= set(vdm_report["val_after"]["rewards"])
+    assert vdm_report["val_after"]["motion"] >= 0
+    anchors = pd.read_parquet(data / "07_model_output" / "anchor_captions.parquet")
+    assert set(anchors["split"]) == {"train", "val"} and anchors["kept"].all()
+    vlm = VisionLanguageModel.from_pretrained(data / "06_models" / "grpo_vlm")
+    assert vlm.lora is not None
+    vdm = VideoDiffusionModel.from_pretrained(data / "06_models" / "grpo_vdm")
+    assert vdm.lora is not None
+    runs = list((data / "07_model_output" / "tensorboard").iterdir())
+    assert any({"grpo_vlm", "grpo_vdm"} <= {p.name for p in r.iterdir()} for r in runs)
+    assert not any((data / "06_models" / "resume").rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"grpo_vlm": {"grpo": {"group_size": 1}}}, r"grpo_vlm\.grpo\.group_size: must be >= 2"),
+        ({"grpo_vdm": {"rewards": {"video_fidelity": -1.0}}}, r"grpo_vdm\.rewards\.video_fidelity: weight"),
+        ({"grpo_vdm": {"grpo": {"epsilon_high": 0.0}}}, r"grpo_vdm\.grpo\.epsilon_high: the clip range"),
+        ({"grpo_vlm": {"trainer": {"batch_size": 64}}}, r"grpo_vlm\.trainer\.batch_size: 64 is larger"),
+    ],
+)
+def test_config_errors_fail_before_any_training(project_copy, override, message):
+    with pytest.raises(ParameterError, match=message):
+        run(project_copy, ["joint_grpo"], {**TINY, **override})
+    assert not (project_copy / "data" / "07_model_output" / "tensorboard").exists()
+
+
+@pytest.mark.slow
+def test_too_few_anchors_name_the_threshold(after_sft):
+    params = {**TINY, **SMALL_GRPO, "grpo_vdm": {**SMALL_GRPO["grpo_vdm"], "anchors": {"min_rouge_l": 1.0}}}
+    with pytest.raises(ValueError, match=r"grpo_vdm\.anchors\.min_rouge_l: only \d+ train anchors"):
+        run(after_sft, ["joint_grpo"], params)

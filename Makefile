@@ -31,7 +31,10 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/grpo_sde.py
+	$(BIN)/python benchmarks/grpo_stage1_vs_trl.py
 
 # DVC runs each stage as `kedro run --pipelines <stage>`: kedro must be on PATH.
 repro: setup

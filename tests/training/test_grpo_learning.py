@@ -149,10 +149,10 @@ def test_stage2_raises_the_val_reward_beyond_the_seed_spread(world, sft_models, 
     module = GRPOVDMModule(
         vdm,
         scorer,
-        GRPOConfig(group_size=4),
+        GRPOConfig(group_size=8),
         weights,
-        OptimConfig(lr=5e-4, schedule="constant"),
-        SDEConfig(num_steps=6, noise_level=0.7),
+        OptimConfig(lr=3e-4, schedule="constant"),
+        SDEConfig(num_steps=6, noise_level=0.7, window_end=3),
         log_samples_every=0,
     )
     data = SamplesDataModule(anchored(train), None, 4, 0)

@@ -44,11 +44,14 @@ def has_lora(module: torch.nn.Module) -> bool:
     return any(isinstance(m, BaseTunerLayer) for m in module.modules())
 
 
-def add_lora(module: torch.nn.Module, spec: LoraSpec) -> torch.nn.Module:
-    """Inject a fresh adapter (B = 0, so outputs are unchanged) and freeze everything else."""
+def add_lora(module: torch.nn.Module, spec: LoraSpec, seed: int = 0) -> torch.nn.Module:
+    """Inject a fresh adapter (B = 0, so outputs are unchanged) and freeze everything else. A's random
+    init is drawn from ``seed``, not from whatever state the global generator is in (reproducible runs)."""
     if has_lora(module):
         raise ValueError(f"{type(module).__name__} already carries a LoRA adapter")
-    inject_adapter_in_model(spec.to_peft(), module)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        inject_adapter_in_model(spec.to_peft(), module)
     for name, param in module.named_parameters():
         param.requires_grad = "lora_" in name
     return module

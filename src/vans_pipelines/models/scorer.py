@@ -36,6 +36,8 @@ class VideoTextScorer(Protocol):
 
     def save_pretrained(self, path: str | Path) -> None: ...
 
+    def to(self, device: torch.device | str) -> VideoTextScorer: ...
+
 
 def video_text_similarity(
     scorer: VideoTextScorer, videos: Sequence[np.ndarray], texts: Sequence[str]
@@ -130,6 +132,10 @@ class TinyScorer:
             encoder = TinyVideoTextEncoder(len(tokenizer), spec, tokenizer.pad_token_id)
         return cls(encoder.eval(), tokenizer)
 
+    def to(self, device: torch.device | str) -> TinyScorer:
+        self.encoder.to(device)
+        return self
+
     def tokens(self, texts: Sequence[str]) -> torch.Tensor:
         device = next(self.encoder.parameters()).device
         return self.tokenizer(
@@ -195,6 +201,10 @@ class ClipScorer:
             mean, std = raw.get("image_mean", mean), raw.get("image_std", std)
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
+
+    def to(self, device: torch.device | str) -> ClipScorer:
+        self.model.to(device)
+        return self
 
     @classmethod
     def from_pretrained(cls, path: str | Path, frames: int = 8) -> ClipScorer:

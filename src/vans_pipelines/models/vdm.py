@@ -264,17 +264,17 @@ class VideoDiffusionModel:
             module.to(device)
         return self
 
-    def add_lora(self, spec: LoraSpec) -> None:
-        add_lora(self.transformer, spec)
+    def add_lora(self, spec: LoraSpec, seed: int = 0) -> None:
+        add_lora(self.transformer, spec, seed)
         self.lora = spec
 
-    def start_adapter(self, spec: LoraSpec) -> None:
+    def start_adapter(self, spec: LoraSpec, seed: int = 0) -> None:
         """A fresh adapter for the next training stage; one left by an earlier stage is merged first
         (the merged weights then differ from any base checkpoint, so they are saved in full)."""
         if has_lora(self.transformer):
             merge_lora(self.transformer)
             self.base_path = None
-        self.add_lora(spec)
+        self.add_lora(spec, seed)
 
     def save_pretrained(self, path: str | Path) -> None:
         """diffusers' folder layout (transformer/, vae/, text_encoder/, tokenizer/) plus ``vans_vdm.json``;

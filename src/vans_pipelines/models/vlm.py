@@ -330,17 +330,17 @@ class VisionLanguageModel:
         return Generation(texts, sequences, prompt_length, mask)
 
     # ------------------------------------------------------------------ adapters and persistence
-    def add_lora(self, spec: LoraSpec) -> None:
-        add_lora(self.model, spec)
+    def add_lora(self, spec: LoraSpec, seed: int = 0) -> None:
+        add_lora(self.model, spec, seed)
         self.lora = spec
 
-    def start_adapter(self, spec: LoraSpec) -> None:
+    def start_adapter(self, spec: LoraSpec, seed: int = 0) -> None:
         """A fresh adapter for the next training stage; one left by an earlier stage is merged first
         (the merged weights then differ from any base checkpoint, so they are saved in full)."""
         if has_lora(self.model):
             merge_lora(self.model)
             self.base_path = None
-        self.add_lora(spec)
+        self.add_lora(spec, seed)
 
     def save_pretrained(self, path: str | Path) -> None:
         """Full weights, or (with LoRA) the adapter plus a reference to the base weights (copied under

@@ -105,6 +105,7 @@ class GRPOVDMModule(GRPOModule):
 
     def on_fit_start(self) -> None:
         self.vdm.to(self.device)
+        self.scorer.to(self.device)
         for name, module in self.vdm.modules().items():
             if name != "transformer":
                 module.eval().requires_grad_(False)

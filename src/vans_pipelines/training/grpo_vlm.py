@@ -161,6 +161,7 @@ class GRPOVLMModule(GRPOModule):
 
     def on_fit_start(self) -> None:
         self.vdm.to(self.device)
+        self.scorer.to(self.device)
         for module in self.vdm.modules().values():
             module.eval().requires_grad_(False)
 

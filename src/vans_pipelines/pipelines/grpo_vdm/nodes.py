@@ -106,7 +106,7 @@ def train_grpo_vdm(
     evaluation = {"num_steps": params.eval.num_steps, "seeds": params.eval.seeds, "limit": params.eval.limit}
     started = time.perf_counter()
     before = evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation)
-    vdm.start_adapter(params.lora)
+    vdm.start_adapter(params.lora, seed=params.trainer.seed)
     module = GRPOVDMModule(
         vdm,
         scorer,

@@ -54,7 +54,7 @@ def train_grpo_vlm(
     }
     started = time.perf_counter()
     before = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
-    vlm.start_adapter(params.lora)
+    vlm.start_adapter(params.lora, seed=params.trainer.seed)
     module = GRPOVLMModule(
         vlm,
         vdm,

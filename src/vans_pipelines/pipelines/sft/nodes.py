@@ -35,7 +35,7 @@ def load_vlm(params: VLMParams, tokenizer: PreTrainedTokenizerBase, fps: float) 
     else:
         vlm = build_tiny_vlm(tokenizer, params.tiny, fps=fps, seed=params.trainer.seed)
     if params.finetune == "lora":
-        vlm.add_lora(params.lora)
+        vlm.add_lora(params.lora, seed=params.trainer.seed)
     return vlm
 
 
@@ -137,7 +137,7 @@ def train_vdm(
         )
         vae_seconds = vae_result.seconds
     if params.finetune == "lora":
-        vdm.add_lora(params.lora)
+        vdm.add_lora(params.lora, seed=params.trainer.seed)
     result = fit(
         VDMSFTModule(
             vdm, params.optim, params.train_text_encoder, sample_steps=params.eval.num_steps, fps=fps

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +70,25 @@ def project_copy(tmp_path) -> Path:
     (root / "src").mkdir()  # Kedro wants one; the installed package is what runs
     (root / "data" / "01_raw").mkdir(parents=True)
     return root
+
+
+def torchrun_kedro(project: Path, node: str, params: str, port: int) -> tuple[int, str]:
+    """``kedro run --nodes <node> --params <params>`` under torchrun: two CPU processes (gloo), one thread
+    each. Returns the exit code and the combined log."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={port}",
+        "-m",
+        "kedro",
+        "run",
+        "--nodes",
+        node,
+        "--params",
+        params,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    return result.returncode, result.stdout + result.stderr

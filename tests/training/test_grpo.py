@@ -2,16 +2,15 @@
 tag is written, several iterations per rollout with a KL term run, and a crashed stage resumes."""
 
 import copy
-import json
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.training.worlds import captioned_world
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
-from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm, format_answer
 from vans_pipelines.rl.flow_sde import SDEConfig
@@ -26,8 +25,6 @@ from vans_pipelines.training.grpo_vlm import (
     evaluate_stage1,
 )
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
-from vans_pipelines.world import reasoning_for, render_split
-from vans_pipelines.world.events import Event
 
 GEOMETRY = {"context_frames": 4, "target_frames": 4, "height": 16, "width": 16}
 VLM_REWARDS = {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 1.0}
@@ -36,15 +33,7 @@ VDM_REWARDS = {"video_fidelity": 1.0, "semantic_alignment": 1.0}
 
 @pytest.fixture(scope="module")
 def world():
-    train, val = render_split(0, "train", 8, **GEOMETRY), render_split(0, "val", 4, **GEOMETRY)
-    captions = {}
-    for ts in (train, val):
-        for r in ts.index.itertuples():
-            event = Event.from_dict(json.loads(r.event))
-            captions[r.sample_id] = (r.caption, reasoning_for(r.family, event, json.loads(r.state)))
-    tokenizer = build_word_tokenizer(
-        [t for pair in captions.values() for t in pair] + list(train.index.question)
-    )
+    train, val, captions, tokenizer = captioned_world(8, 4, **GEOMETRY)
     vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(max_frames=4), fps=8.0, seed=0)
     vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2), seed=0)
     scorer = TinyScorer.build(tokenizer, TinyScorerSpec(frames=4))

@@ -1,13 +1,11 @@
 """Learning is real, on a small fixed-seed run of each stage: the val mean total reward after GRPO beats the
 SFT model's by more than the seed-to-seed spread (the same check the stage reports carry)."""
 
-import json
-
 import pytest
 
+from tests.training.worlds import captioned_world
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
-from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
 from vans_pipelines.rl.flow_sde import SDEConfig
@@ -20,8 +18,6 @@ from vans_pipelines.training.scorer import ScorerModule
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 from vans_pipelines.training.vdm_sft import VAEFitModule, VDMSFTModule
 from vans_pipelines.training.vlm_sft import VLMSFTModule
-from vans_pipelines.world import reasoning_for, render_split
-from vans_pipelines.world.events import Event
 
 GEOMETRY = {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32}
 SEEDS = [0, 1, 2]
@@ -29,15 +25,7 @@ SEEDS = [0, 1, 2]
 
 @pytest.fixture(scope="module")
 def world():
-    train, val = render_split(0, "train", 64, **GEOMETRY), render_split(0, "val", 24, **GEOMETRY)
-    captions = {}
-    for ts in (train, val):
-        for r in ts.index.itertuples():
-            event = Event.from_dict(json.loads(r.event))
-            captions[r.sample_id] = (r.caption, reasoning_for(r.family, event, json.loads(r.state)))
-    tokenizer = build_word_tokenizer(
-        [t for pair in captions.values() for t in pair] + list(train.index.question)
-    )
+    train, val, captions, tokenizer = captioned_world(64, 24, **GEOMETRY)
     return train, TripletSamples(train, captions), TripletSamples(val, captions), tokenizer
 
 

@@ -1,36 +1,24 @@
 """SFT on tiny models and a small fixed-seed world: the learning is real, and a crashed run resumes."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from vans_pipelines.models.tokenizer import build_word_tokenizer
+from tests.training.worlds import captioned_world
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
 from vans_pipelines.training.data import FrameSamples, SamplesDataModule, TripletSamples, collate_frames
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 from vans_pipelines.training.vdm_sft import VAEFitModule, VDMSFTModule, evaluate_vdm
 from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm
-from vans_pipelines.world import reasoning_for, render_split
-from vans_pipelines.world.events import Event
 
 GEOMETRY = {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32}
 
 
 @pytest.fixture(scope="module")
 def world():
-    train, val = render_split(0, "train", 64, **GEOMETRY), render_split(0, "val", 16, **GEOMETRY)
-    captions = {}
-    for ts in (train, val):
-        for r in ts.index.itertuples():
-            event = Event.from_dict(json.loads(r.event))
-            captions[r.sample_id] = (r.caption, reasoning_for(r.family, event, json.loads(r.state)))
-    tokenizer = build_word_tokenizer(
-        [t for pair in captions.values() for t in pair] + list(train.index.question)
-    )
+    train, val, captions, tokenizer = captioned_world(64, 16, **GEOMETRY)
     return train, val, TripletSamples(train, captions), TripletSamples(val, captions), tokenizer
 
 

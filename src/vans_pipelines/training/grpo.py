@@ -163,3 +163,14 @@ def reward_summary(
         "total_per_seed": [round(t, 5) for t in totals],
         "weights": dict(weights),
     }
+
+
+def before_after(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage report's val section: both evaluations, the change of the total and the seed spread it is
+    measured against (the larger of the two seed-to-seed stds)."""
+    return {
+        "val_before": dict(before),
+        "val_after": dict(after),
+        "improvement": round(after["total"] - before["total"], 5),
+        "seed_spread": round(max(before["total_seed_std"], after["total_seed_std"]), 5),
+    }

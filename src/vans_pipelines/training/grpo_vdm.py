@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, to_uint8_video
-from vans_pipelines.rl.flow_sde import SDEConfig, gaussian_kl, sample_sde, sde_step, sigma_cap
+from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, gaussian_kl, sample_sde, sde_step, sigma_cap
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
 from vans_pipelines.rl.rewards import compute_rewards
 from vans_pipelines.training.data import ordered_batches
@@ -136,6 +136,22 @@ class GRPOVDMModule(GRPOModule):
             },
         )
 
+    def _step_log_prob(
+        self,
+        x: torch.Tensor,
+        x_next: torch.Tensor,
+        sigma: torch.Tensor,
+        sigma_next: torch.Tensor,
+        cap: float,
+        text: torch.Tensor,
+        cond: torch.Tensor,
+    ) -> SDEStep:
+        """The current model's Gaussian for one recorded step, scoring the recorded next latents."""
+        velocity = self.vdm.velocity(x, sigma.to(x.device).expand(x.shape[0]), text, cond)
+        return sde_step(
+            x, velocity, sigma, sigma_next, self.sde.noise_level, sigma_cap=cap, next_latents=x_next
+        )
+
     def update(
         self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
     ) -> tuple[float, LossStats]:
@@ -146,30 +162,13 @@ class GRPOVDMModule(GRPOModule):
         total, stats = 0.0, []
         for k, i in enumerate(steps):
             x, x_next = trajectory.latents[:, i], trajectory.latents[:, i + 1]
-            sigma = sigmas[i].to(x.device).expand(x.shape[0])
-            step = sde_step(
-                x,
-                self.vdm.velocity(x, sigma, text, cond),
-                sigmas[i],
-                sigmas[i + 1],
-                self.sde.noise_level,
-                sigma_cap=cap,
-                next_latents=x_next,
-            )
+            step = self._step_log_prob(x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
             logp = step.log_prob.unsqueeze(1)
             old = trajectory.log_probs[:, k : k + 1] if self.grpo.num_iterations > 1 else logp.detach()
             kl = None
             if self.grpo.beta:
                 with torch.no_grad(), adapters_disabled(self.transformer):
-                    ref = sde_step(
-                        x,
-                        self.vdm.velocity(x, sigma, text, cond),
-                        sigmas[i],
-                        sigmas[i + 1],
-                        self.sde.noise_level,
-                        sigma_cap=cap,
-                        next_latents=x_next,
-                    )
+                    ref = self._step_log_prob(x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
                 kl = gaussian_kl(step.mean, ref.mean, step.std).unsqueeze(1)
             loss, step_stats = clipped_policy_loss(
                 logp, old.to(logp.device), advantages, mask.unsqueeze(1), self.grpo, kl

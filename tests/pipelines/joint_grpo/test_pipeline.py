@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from tests.conftest import torchrun_kedro
 from tests.pipelines.sft.test_pipeline import TINY, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
@@ -97,10 +98,6 @@ def test_too_few_anchors_name_the_threshold(after_sft):
 def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
     """Two CPU processes (gloo): manual-optimisation GRPO under DDP, every backward synchronised by
     Lightning; only rank 0 writes the model and report."""
-    import os
-    import subprocess
-    import sys
-
     overrides = {
         "trainer.max_steps": 2,
         "trainer.batch_size": 2,
@@ -112,24 +109,8 @@ def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
         "eval.max_new_tokens": 16,
     }
     params = ",".join(f"grpo_vlm.{k}={v}" for k, v in overrides.items())
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port=29541",
-        "-m",
-        "kedro",
-        "run",
-        "--nodes",
-        "train_grpo_vlm_node",
-        "--params",
-        params,
-    ]
-    result = subprocess.run(cmd, cwd=after_sft, env=env, capture_output=True, text=True, timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
+    returncode, log = torchrun_kedro(after_sft, "train_grpo_vlm_node", params, 29541)
+    assert returncode == 0, log[-3000:]
     report = json.loads((after_sft / "data" / "08_reporting" / "grpo_vlm_report.json").read_text())
     assert report["world_size"] == 2 and report["steps"] == 2
     assert "rank 1: not writing 'grpo_vlm'" in log

@@ -1,15 +1,13 @@
 """``kedro run --pipelines caption,sft`` through a real KedroSession on tiny settings, and its failures."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from tests.conftest import torchrun_kedro
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import ParameterError
@@ -86,24 +84,8 @@ def test_sft_under_torchrun_trains_on_both_ranks_and_writes_once(project_copy):
         f"sft.vlm.{key}"
         for key in ("trainer.max_steps=2", "trainer.batch_size=2", "eval.limit=2", "trainer.accelerator=cpu")
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port=29533",
-        "-m",
-        "kedro",
-        "run",
-        "--nodes",
-        "train_vlm_node",
-        "--params",
-        params,
-    ]
-    result = subprocess.run(cmd, cwd=project_copy, env=env, capture_output=True, text=True, timeout=300)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
+    returncode, log = torchrun_kedro(project_copy, "train_vlm_node", params, 29533)
+    assert returncode == 0, log[-3000:]
     report = json.loads((project_copy / "data" / "08_reporting" / "sft_vlm_report.json").read_text())
     assert report["world_size"] == 2 and report["steps"] == 2
     assert "rank 1: not writing 'sft_vlm'" in log

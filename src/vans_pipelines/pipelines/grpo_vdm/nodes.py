@@ -17,7 +17,7 @@ from vans_pipelines.params import GRPOVDMParams, RunParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
 from vans_pipelines.training.data import SamplesDataModule, TripletSamples, ordered_batches
 from vans_pipelines.training.fingerprints import weights_fingerprint
-from vans_pipelines.training.grpo import manual_trainer_config
+from vans_pipelines.training.grpo import before_after, manual_trainer_config
 from vans_pipelines.training.grpo_vdm import AnchoredSamples, GRPOVDMModule, evaluate_stage2
 from vans_pipelines.training.trainer import fingerprint, fit, world_size
 from vans_pipelines.triplets import TripletSet
@@ -135,10 +135,7 @@ def train_grpo_vdm(
         "trainable_parameters": sum(p.numel() for p in vdm.transformer.parameters() if p.requires_grad),
         **result.summary(),
         "node_seconds": round(time.perf_counter() - started, 2),
-        "val_before": before,
-        "val_after": after,
-        "improvement": round(after["total"] - before["total"], 5),
-        "seed_spread": round(max(before["total_seed_std"], after["total_seed_std"]), 5),
+        **before_after(before, after),
     }
     logger.info(
         "grpo_vdm: val total reward %.4f -> %.4f (seed std %.4f); motion %.4f -> %.4f (ground truth %.4f)",

@@ -16,7 +16,7 @@ from vans_pipelines.params import GRPOVLMParams, RunParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
 from vans_pipelines.training.data import SamplesDataModule, TripletSamples, check_batch_fits
 from vans_pipelines.training.fingerprints import weights_fingerprint
-from vans_pipelines.training.grpo import manual_trainer_config
+from vans_pipelines.training.grpo import before_after, manual_trainer_config
 from vans_pipelines.training.grpo_vlm import GRPOVLMModule, evaluate_stage1
 from vans_pipelines.training.trainer import fingerprint, fit, world_size
 from vans_pipelines.triplets import TripletSet
@@ -83,10 +83,7 @@ def train_grpo_vlm(
         "trainable_parameters": sum(p.numel() for p in vlm.model.parameters() if p.requires_grad),
         **result.summary(),
         "node_seconds": round(time.perf_counter() - started, 2),
-        "val_before": before,
-        "val_after": after,
-        "improvement": round(after["total"] - before["total"], 5),
-        "seed_spread": round(max(before["total_seed_std"], after["total_seed_std"]), 5),
+        **before_after(before, after),
     }
     logger.info(
         "grpo_vlm: val total reward %.4f -> %.4f (seed std %.4f)",

@@ -59,10 +59,9 @@ def shipped_videos() -> list[Path]:
     return videos
 
 
-@pytest.fixture
-def project_copy(tmp_path) -> Path:
-    """A throw-away copy of the Kedro project (config + metadata) so runs write under tmp_path."""
-    root = tmp_path / "project"
+def make_project_copy(parent: Path) -> Path:
+    """A throw-away copy of the Kedro project (config + metadata) under ``parent``, so runs write there."""
+    root = parent / "project"
     root.mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
@@ -70,6 +69,11 @@ def project_copy(tmp_path) -> Path:
     (root / "src").mkdir()  # Kedro wants one; the installed package is what runs
     (root / "data" / "01_raw").mkdir(parents=True)
     return root
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    return make_project_copy(tmp_path)
 
 
 def torchrun_kedro(project: Path, node: str, params: str, port: int) -> tuple[int, str]:

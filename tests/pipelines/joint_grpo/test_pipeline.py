@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import torchrun_kedro
+from tests.conftest import make_project_copy, torchrun_kedro
 from tests.pipelines.sft.test_pipeline import TINY, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
@@ -32,17 +32,7 @@ SMALL_GRPO = {
 @pytest.fixture(scope="module")
 def after_sft(tmp_path_factory):
     """A project copy that has run ingest, caption and sft on tiny settings (shared by the tests here)."""
-    import shutil
-
-    from tests.conftest import PROJECT_ROOT
-
-    root = tmp_path_factory.mktemp("joint") / "project"
-    root.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()
-    (root / "data" / "01_raw").mkdir(parents=True)
+    root = make_project_copy(tmp_path_factory.mktemp("joint"))
     run(root, ["ingest", "caption", "sft"], TINY)
     return root
 

@@ -2,7 +2,7 @@
 rewards, group size and generation length, measured side by side in one run.
 
     .venv/bin/pip install -e ".[bench]"      # TRL (benchmark only; not a runtime dependency)
-    .venv/bin/python benchmarks/grpo_stage1_vs_trl.py [--steps 8]
+    .venv/bin/python benchmarks/grpo_stage1_vs_trl.py [--steps 16]
 
 Both sides train a LoRA adapter (rank 8, alpha 32) of the embedded default's tiny Qwen2.5-VL with the
 stage-1 reward (format 0.2 + ROUGE-L 1.0 + CLIP-V 1.0, the video rendered by a frozen tiny Wan VDM from
@@ -215,7 +215,7 @@ def trl(samples, vlm, vdm, scorer, steps: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=16)
     args = parser.parse_args()
     try:
         import trl as trl_package

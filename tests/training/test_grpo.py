@@ -5,10 +5,9 @@ import copy
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.training.worlds import captioned_world
+from tests.training.worlds import CrashAt, captioned_world
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
@@ -150,15 +149,6 @@ def test_stage1_with_iterations_and_kl_uses_old_and_reference_log_probs(world, t
     # KL 0), the 2nd sees the moved policy, so neither average is at its on-policy value.
     assert kls[0] > 0 and all(k >= 0 for k in kls)
     assert ratios[0] != pytest.approx(1.0, abs=1e-7)
-
-
-class CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step >= self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_a_crashed_stage1_run_resumes(world, tmp_path):

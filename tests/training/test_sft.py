@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
-from tests.training.worlds import captioned_world
+from tests.training.worlds import CrashAt, captioned_world
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
 from vans_pipelines.training.data import FrameSamples, SamplesDataModule, TripletSamples, collate_frames
@@ -77,15 +76,6 @@ def test_vdm_sft_generates_clips_closer_to_the_targets(world, tmp_path):
     after = evaluate_vdm(vdm, val, num_steps=6)
     assert after["pixel_mse"] < 0.5 * before["pixel_mse"]
     assert {"oracle_event_accuracy", "oracle_kind_accuracy", "still_baseline_pixel_mse"} <= set(after)
-
-
-class CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step >= self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_a_crashed_run_resumes_from_its_last_checkpoint(world, tmp_path):

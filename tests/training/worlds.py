@@ -1,8 +1,10 @@
-"""A small captioned world for the training tests."""
+"""Shared by the training tests: a small captioned world, and a callback that simulates a crash."""
 
 from __future__ import annotations
 
 import json
+
+from lightning.pytorch.callbacks import Callback
 
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.world import reasoning_for, render_split
@@ -21,3 +23,14 @@ def captioned_world(num_train: int, num_val: int, **geometry):
         [t for pair in captions.values() for t in pair] + list(train.index.question)
     )
     return train, val, captions, tokenizer
+
+
+class CrashAt(Callback):
+    """Raises once training reaches ``step`` (a killed run, for resume tests)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step:
+            raise RuntimeError("simulated crash")

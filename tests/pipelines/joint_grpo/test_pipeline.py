@@ -22,7 +22,7 @@ SMALL_GRPO = {
     "grpo_vdm": {
         "grpo": {"group_size": 2},
         "anchors": {"min_rouge_l": 0.0, "max_new_tokens": 16},  # a 3-step SFT VLM writes poor anchors
-        "sde": {"num_steps": 3},
+        "sde": {"num_steps": 3, "window_end": 2},
         "trainer": {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1},
         "eval": {"seeds": [0], "limit": 2, "num_steps": 2},
     },

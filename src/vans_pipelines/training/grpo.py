@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vans_pipelines.rl.grpo import Advantages, GRPOConfig, LossStats, group_advantages, sample_mask
-from vans_pipelines.rl.rewards import total_reward
+from vans_pipelines.rl.rewards import compute_rewards, total_reward
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
@@ -38,6 +38,35 @@ def motion(videos: np.ndarray) -> float:
     against the still-frame reward hack (a static answer scores 0)."""
     x = np.asarray(videos, dtype=np.float32) / 255.0
     return float(np.abs(np.diff(x, axis=1)).mean()) if x.shape[1] > 1 else 0.0
+
+
+def score_samples(
+    weights: Mapping[str, float],
+    batch: Mapping[str, Any],
+    scorer: Any,
+    repeats: int,
+    *,
+    completions: Sequence[str],
+    captions: Sequence[str],
+    videos: Sequence[np.ndarray],
+) -> dict[str, torch.Tensor]:
+    """Every reward named in ``weights`` for ``repeats`` consecutive samples per prompt of ``batch``:
+    ``completions`` are what the VLM wrote, ``captions`` what each video was generated from."""
+
+    def rep(values: Sequence[Any]) -> list[Any]:
+        return [v for v in values for _ in range(repeats)]
+
+    return compute_rewards(
+        list(weights),
+        completions=list(completions),
+        captions=list(captions),
+        reference_captions=rep(batch["caption"]),
+        videos=list(videos),
+        reference_videos=list(np.repeat(batch["target"], repeats, axis=0)),
+        contexts=list(np.repeat(batch["context"], repeats, axis=0)),
+        events=rep(batch["event"]),
+        scorer=scorer,
+    )
 
 
 def manual_trainer_config(config: TrainerConfig) -> TrainerConfig:

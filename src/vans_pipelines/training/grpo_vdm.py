@@ -22,9 +22,8 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, to_uint8_video
 from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, gaussian_kl, sample_sde, sde_step, sigma_cap
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
-from vans_pipelines.rl.rewards import compute_rewards
 from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary
+from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary, score_samples
 from vans_pipelines.training.trainer import OptimConfig
 
 
@@ -54,20 +53,9 @@ def stage2_rewards(
 ) -> dict[str, torch.Tensor]:
     """Every configured reward of stage-2 clips (``repeats`` per prompt of ``batch``), the anchor caption
     being the caption each clip was generated from."""
-
-    def rep(values: Sequence[Any]) -> list[Any]:
-        return [v for v in values for _ in range(repeats)]
-
-    return compute_rewards(
-        list(weights),
-        completions=rep(batch["anchor"]),
-        captions=rep(batch["anchor"]),
-        reference_captions=rep(batch["caption"]),
-        videos=list(videos),
-        reference_videos=list(np.repeat(batch["target"], repeats, axis=0)),
-        contexts=list(np.repeat(batch["context"], repeats, axis=0)),
-        events=rep(batch["event"]),
-        scorer=scorer,
+    anchors = [a for a in batch["anchor"] for _ in range(repeats)]
+    return score_samples(
+        weights, batch, scorer, repeats, completions=anchors, captions=anchors, videos=list(videos)
     )
 
 
@@ -124,15 +112,15 @@ class GRPOVDMModule(GRPOModule):
             )
             clips = to_uint8_video(self.vdm.decode(trajectory.final))
         rewards = stage2_rewards(self.weights, clips, batch, self.scorer, G)
-        target_motion = motion(batch["target"])
+        clip_motion, target_motion = motion(clips), motion(batch["target"])
         return Rollout(
             rewards,
             {"trajectory": trajectory, "text": text, "cond": cond},
             captions=anchors,
             videos=clips,
             stats={
-                "rollout/motion": motion(clips),
-                "rollout/motion_ratio": motion(clips) / max(target_motion, 1e-8),
+                "rollout/motion": clip_motion,
+                "rollout/motion_ratio": clip_motion / max(target_motion, 1e-8),
             },
         )
 

@@ -21,9 +21,8 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel, parse_answer
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
-from vans_pipelines.rl.rewards import compute_rewards
 from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary
+from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary, score_samples
 from vans_pipelines.training.trainer import OptimConfig
 
 
@@ -99,21 +98,11 @@ def stage1_rewards(
     scorer: VideoTextScorer,
     repeats: int,
 ) -> dict[str, torch.Tensor]:
-    """Every configured reward of stage-1 samples (``repeats`` per prompt of ``batch``)."""
-
-    def rep(values: Sequence[Any]) -> list[Any]:
-        return [v for v in values for _ in range(repeats)]
-
-    return compute_rewards(
-        list(weights),
-        completions=list(completions),
-        captions=[parse_answer(c).caption for c in completions],
-        reference_captions=rep(batch["caption"]),
-        videos=list(videos),
-        reference_videos=list(np.repeat(batch["target"], repeats, axis=0)),
-        contexts=list(np.repeat(batch["context"], repeats, axis=0)),
-        events=rep(batch["event"]),
-        scorer=scorer,
+    """Every configured reward of stage-1 samples (``repeats`` per prompt of ``batch``); each video was
+    rendered from its completion's parsed caption."""
+    captions = [parse_answer(c).caption for c in completions]
+    return score_samples(
+        weights, batch, scorer, repeats, completions=completions, captions=captions, videos=list(videos)
     )
 
 

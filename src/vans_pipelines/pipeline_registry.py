@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.pipelines import caption, grpo_vdm, grpo_vlm, ingest, sft
+from vans_pipelines.pipelines import caption, evaluate, grpo_vdm, grpo_vlm, ingest, sft
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -18,7 +18,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "sft": sft.create_pipeline(),
         "grpo_vlm": grpo_vlm.create_pipeline(),
         "grpo_vdm": grpo_vdm.create_pipeline(),
-        "evaluate": Pipeline([]),
+        "evaluate": evaluate.create_pipeline(),
         "tune": Pipeline([]),
     }
     stages["joint_grpo"] = stages["grpo_vlm"] + stages["grpo_vdm"]

@@ -4,15 +4,19 @@ JSON reports and parquet tables."""
 from vans_pipelines.datasets.json_dataset import AtomicJSONDataset
 from vans_pipelines.datasets.pretrained_folder import PretrainedFolderDataset
 from vans_pipelines.datasets.table import AtomicParquetDataset
+from vans_pipelines.datasets.tensorboard_scalars import TensorBoardScalarsDataset
 from vans_pipelines.datasets.triplet_dataset import TripletDataset
+from vans_pipelines.datasets.video_file import VideoFileDataset
 from vans_pipelines.datasets.video_folder import VideoFile, VideoFolder, VideoFolderDataset
 
 __all__ = [
     "AtomicJSONDataset",
     "AtomicParquetDataset",
     "PretrainedFolderDataset",
+    "TensorBoardScalarsDataset",
     "TripletDataset",
     "VideoFile",
+    "VideoFileDataset",
     "VideoFolder",
     "VideoFolderDataset",
 ]

@@ -6,6 +6,8 @@ Procedural answers are instructions ("what should I do next?"), predictive answe
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -71,6 +73,41 @@ def caption_event(event: Event, rng: np.random.Generator) -> str:
     """
     options = all_captions(event)
     return options[int(rng.integers(len(options)))]
+
+
+@cache
+def _caption_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """One regular expression per phrasing; ``{subject}`` / ``{detail}`` match one or two words."""
+    patterns = []
+    for kind, phrasings in PHRASINGS.items():
+        for phrasing in phrasings:
+            text = re.escape(phrasing.lower().rstrip("."))
+            text = text.replace(r"\{subject\}", r"(?P<subject>[a-z]+(?: [a-z]+)?)")
+            # The detail may repeat (collide); later uses must name the same thing.
+            text = text.replace(r"\{detail\}", r"(?P<detail>[a-z]+(?: [a-z]+)?)", 1)
+            text = text.replace(r"\{detail\}", r"(?P=detail)")
+            patterns.append((kind, re.compile(rf"^{text}\.?$")))
+    return tuple(patterns)
+
+
+def parse_caption(caption: str) -> Event | None:
+    """The event a caption describes, when it is one of the world's phrasings (any of them), else None.
+    Used to score a predicted caption's event against the ground truth (caption event accuracy).
+
+    >>> parse_caption("Next, paint the red square blue.")
+    Event(kind='paint', subject='red square', detail='blue')
+    >>> parse_caption("The green circle falls and lands on the floor.")
+    Event(kind='fall', subject='green circle', detail=None)
+    >>> parse_caption("Something else entirely.") is None
+    True
+    """
+    text = " ".join(caption.lower().split())
+    for kind, pattern in _caption_patterns():
+        match = pattern.match(text)
+        if match:
+            groups = match.groupdict()
+            return Event(kind, groups["subject"], groups.get("detail"))
+    return None
 
 
 def _direction(vx: float, vy: float) -> str:

@@ -1,0 +1,257 @@
+"""The evaluation report: a metrics table with the winner of each column, the paper's own table beside it
+(labelled as such), bar and curve plots, and a video grid (context | ground truth | each system)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are only saved
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from vans_pipelines.evaluation.systems import LOWER_IS_BETTER, TEXT_METRICS, VIDEO_METRICS
+
+# From ../shared/PAPER.md: the paper's figures on its own benchmarks (real videos, Qwen2.5-VL-3B +
+# Wan2.1-1.3B, I3D FVD). Never comparable with numbers measured on the synthetic world.
+PAPER_TABLE = pd.DataFrame(
+    [
+        ("procedural", "SFT", 0.2812, 85.34, 0.7655, 0.3202),
+        ("procedural", "Joint-GRPO (VANS)", 0.3631, 78.32, 0.8021, 0.3824),
+        ("predictive", "SFT", 0.2435, 94.12, 0.7512, 0.3038),
+        ("predictive", "Joint-GRPO (VANS)", 0.3058, 86.85, 0.7872, 0.3759),
+    ],
+    columns=["benchmark", "system", "ROUGE-L", "FVD", "CLIP-V", "CLIP-T"],
+)
+
+METRIC_LABELS = {
+    "bleu_1": "BLEU@1",
+    "bleu_2": "BLEU@2",
+    "bleu_3": "BLEU@3",
+    "bleu_4": "BLEU@4",
+    "rouge_l": "ROUGE-L",
+    "caption_event_accuracy": "caption event acc.",
+    "fvd": "FVD ↓",
+    "clip_v": "CLIP-V",
+    "clip_t": "CLIP-T",
+    "event_accuracy": "video event acc.",
+    "event_kind_accuracy": "video event-kind acc.",
+    "motion": "motion",
+}
+# Headline metrics of the comparison the acceptance asks about (Joint-GRPO vs the SFT cascade).
+HEADLINE = ("rouge_l", "clip_v", "clip_t", "event_accuracy", "caption_event_accuracy", "fvd")
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (without pandas' optional ``tabulate`` dependency)."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def system_table(system: Mapping[str, Any]) -> pd.DataFrame:
+    """One system's metrics as rows (metric, mean, std, one column per seed): the per-system CSV."""
+    rows = []
+    for metric, value in system["metrics"].items():
+        row = {"metric": metric, "mean": value["mean"], "std": value["std"]}
+        row.update({f"seed_{i}": v for i, v in enumerate(value["per_seed"])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(value: Mapping[str, Any] | None, bold: bool, digits: int) -> str:
+    if value is None:
+        return "–"
+    text = f"{value['mean']:.{digits}f}"
+    if value["std"] > 0:
+        text += f" ± {value['std']:.{digits}f}"
+    return f"**{text}**" if bold else text
+
+
+def markdown_table(summary: Mapping[str, Any], metrics: Sequence[str], best: Mapping[str, list[str]]) -> str:
+    header = "| system | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |"
+    lines = [header, "|" + "---|" * (len(metrics) + 1)]
+    for name, system in summary.items():
+        cells = []
+        for metric in metrics:
+            value = system["metrics"].get(metric)
+            cells.append(_cell(value, name in best.get(metric, []), 4))
+        lines.append(f"| {system['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headline(summary: Mapping[str, Any], ours: str = "joint_grpo", baseline: str = "sft_cascade") -> list[str]:
+    """One line per headline metric: is ``ours`` ahead of ``baseline``, by how much, against the seeds'
+    spread."""
+    if ours not in summary or baseline not in summary:
+        return []
+    lines = []
+    for metric in HEADLINE:
+        a = summary[ours]["metrics"].get(metric)
+        b = summary[baseline]["metrics"].get(metric)
+        if a is None or b is None or np.isnan(a["mean"]) or np.isnan(b["mean"]):
+            continue
+        delta = a["mean"] - b["mean"]
+        ahead = delta < 0 if metric in LOWER_IS_BETTER else delta > 0
+        spread = max(a["std"], b["std"])
+        verdict = "ahead" if ahead else ("tied" if delta == 0 else "behind")
+        lines.append(
+            f"- {METRIC_LABELS.get(metric, metric)}: Joint-GRPO {a['mean']:.4f} vs SFT cascade {b['mean']:.4f} "
+            f"({delta:+.4f}, seed std {spread:.4f}): **{verdict}**"
+        )
+    return lines
+
+
+def markdown_report(
+    summary: Mapping[str, Any],
+    best: Mapping[str, list[str]],
+    *,
+    feature_extractor: str,
+    seeds: Sequence[int],
+    num_samples: int,
+    scorer: str,
+    files: Mapping[str, str],
+) -> str:
+    """The report a person opens first: which system wins, our table, the paper's table, the files."""
+    text_metrics = [m for m in TEXT_METRICS if any(m in s["metrics"] for s in summary.values())]
+    video_metrics = [m for m in VIDEO_METRICS if any(m in s["metrics"] for s in summary.values())]
+    wins = pd.Series([n for names in best.values() for n in names]).value_counts()
+    parts = [
+        "# VANS evaluation report",
+        "",
+        f"Test split: {num_samples} samples. Seeds: {list(seeds)} (diffusion noise; captions are greedy, so "
+        "text metrics have no seed spread). Cells are mean ± std over seeds; **bold** is the best system "
+        "of the column.",
+        "",
+        f"- CLIP-V / CLIP-T scorer: {scorer}.",
+        f"- FVD feature extractor: {feature_extractor}. This is a Fréchet distance under that extractor, "
+        "not the I3D FVD that papers quote, unless the extractor above says I3D.",
+        "- Event accuracy: the synthetic world's oracle reads the event (object and action) back from the "
+        "generated clip (video) or parses it from the predicted caption (caption).",
+        "",
+        "## Which system wins",
+        "",
+        *[f"- {summary[name]['label']}: best (or tied best) on {count} metric(s)" for name, count in wins.items()],
+        "",
+        "Joint-GRPO against the SFT cascade:",
+        "",
+        *headline(summary),
+        "",
+        "## Captions",
+        "",
+        markdown_table(summary, text_metrics, best),
+        "",
+        "## Videos",
+        "",
+        markdown_table({k: v for k, v in summary.items() if v["vdm"] is not None}, video_metrics, best),
+        "",
+        "## The paper's reported figures (its own data and models, not this run)",
+        "",
+        "From the VANS paper (arXiv 2511.16669), on its procedural and predictive benchmarks with "
+        "Qwen2.5-VL-3B + Wan2.1-1.3B and I3D FVD. Shown for orientation only: these numbers were not "
+        "measured by this project and are not comparable with the table above.",
+        "",
+        frame_markdown(PAPER_TABLE),
+        "",
+        "## Files",
+        "",
+        *[f"- {label}: `{path}`" for label, path in files.items()],
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def plot_metric_bars(summary: Mapping[str, Any], metrics: Sequence[str] = HEADLINE) -> plt.Figure:
+    """One panel per metric, one bar per system (error bars: std over seeds)."""
+    metrics = [m for m in metrics if any(m in s["metrics"] for s in summary.values())]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
+    names = list(summary)
+    colours = plt.get_cmap("tab10")(np.arange(len(names)))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        means = [summary[n]["metrics"].get(metric, {}).get("mean", np.nan) for n in names]
+        stds = [summary[n]["metrics"].get(metric, {}).get("std", 0.0) for n in names]
+        ax.bar(range(len(names)), means, yerr=stds, color=colours, capsize=3)
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(curves: pd.DataFrame, window: int = 5) -> plt.Figure:
+    """Reward curves of the training stages (``stage, tag, step, value`` rows), smoothed by a running
+    mean of ``window`` steps; raw values faint behind."""
+    stages = sorted(curves["stage"].unique()) if len(curves) else []
+    fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(5 * max(1, len(stages)), 3.4), squeeze=False)
+    for ax, stage in zip(axes[0], stages, strict=False):
+        part = curves[curves["stage"] == stage]
+        for tag, series in part.groupby("tag"):
+            series = series.sort_values("step")
+            line = ax.plot(series["step"], series["value"], alpha=0.25)[0]
+            smooth = series["value"].rolling(window, min_periods=1).mean()
+            ax.plot(series["step"], smooth, color=line.get_color(), label=tag)
+        ax.set_title(stage)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    if not stages:
+        axes[0][0].text(0.5, 0.5, "no training curves found", ha="center", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def _label(text: str, width: int, height: int) -> np.ndarray:
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    ImageDraw.Draw(image).text((2, 2), text, fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def _hold(clip: np.ndarray, frames: int) -> np.ndarray:
+    """Pad a clip to ``frames`` by holding its last frame."""
+    if len(clip) >= frames:
+        return clip[:frames]
+    return np.concatenate([clip, np.repeat(clip[-1:], frames - len(clip), axis=0)])
+
+
+def video_grid(
+    contexts: np.ndarray,
+    targets: np.ndarray,
+    answers: Mapping[str, np.ndarray],
+    *,
+    scale: int = 4,
+    gap: int = 2,
+) -> np.ndarray:
+    """One row per sample, columns ``context | ground truth | <system>...``, upscaled ``scale`` times,
+    with a header row naming the columns: uint8 ``[T, H, W, 3]``. Answers play after the context ends
+    (the context plays first, everything else holds its first frame meanwhile)."""
+    n = min([len(contexts), len(targets), *[len(a) for a in answers.values()]])
+    columns = ["context", "ground truth", *answers]
+    context_frames, target_frames = contexts.shape[1], targets.shape[1]
+    total = context_frames + target_frames
+    h, w = contexts.shape[2] * scale, contexts.shape[3] * scale
+    cell_w = max(w, 8 * max(len(c) for c in columns) // 2)
+
+    def column_clip(name: str, i: int) -> np.ndarray:
+        if name == "context":
+            return _hold(contexts[i], total)
+        clip = targets[i] if name == "ground truth" else answers[name][i]
+        return np.concatenate([np.repeat(clip[:1], context_frames, axis=0), _hold(clip, target_frames)])
+
+    rows = []
+    header = np.concatenate(
+        [np.pad(_label(c, cell_w, 14), ((0, 0), (0, gap), (0, 0)), constant_values=255) for c in columns], axis=1
+    )
+    rows.append(np.repeat(header[None], total, axis=0))
+    for i in range(n):
+        cells = []
+        for name in columns:
+            clip = column_clip(name, i).repeat(scale, axis=1).repeat(scale, axis=2)
+            pad = ((0, 0), (0, gap), (0, cell_w - w + gap), (0, 0))
+            cells.append(np.pad(clip, pad, constant_values=255))
+        rows.append(np.concatenate(cells, axis=2))
+    grid = np.concatenate(rows, axis=1)
+    # Even sizes for H.264 (yuv420p).
+    return np.ascontiguousarray(grid[:, : grid.shape[1] // 2 * 2, : grid.shape[2] // 2 * 2])

@@ -1,0 +1,321 @@
+"""Answer the test split with every system a run produced and score the answers with the paper's metrics.
+
+A *system* is a VLM (which writes the caption) and optionally a VDM (which renders it with the context).
+Captions are greedy, so text metrics do not depend on the seed; each evaluation seed draws new diffusion
+noise, so video metrics are reported as mean and std over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from vans_pipelines.evaluation.features import VideoFeatures
+from vans_pipelines.metrics import bleu, frechet_distance, oracle_event_scores, rouge_l
+from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
+from vans_pipelines.training.data import ordered_batches
+from vans_pipelines.training.grpo import motion
+from vans_pipelines.world.captions import parse_caption
+from vans_pipelines.world.events import Event
+
+
+@dataclass(frozen=True)
+class System:
+    """``vlm`` / ``vdm`` name checkpoints of the run (``sft`` or ``grpo``); ``vdm=None`` answers in text."""
+
+    name: str
+    label: str
+    vlm: str
+    vdm: str | None
+
+
+SYSTEMS: tuple[System, ...] = (
+    System("vlm_only", "VLM only (SFT VLM, text answer)", "sft", None),
+    System("sft_cascade", "SFT cascade (SFT VLM -> SFT VDM)", "sft", "sft"),
+    System("stage1_only", "Stage 1 only (GRPO VLM -> SFT VDM)", "grpo", "sft"),
+    System("stage2_only", "Stage 2 only (SFT VLM -> GRPO VDM)", "sft", "grpo"),
+    System("joint_grpo", "Joint-GRPO (GRPO VLM -> GRPO VDM)", "grpo", "grpo"),
+)
+
+TEXT_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "caption_event_accuracy")
+VIDEO_METRICS = ("fvd", "clip_v", "clip_t", "event_accuracy", "event_kind_accuracy", "motion")
+LOWER_IS_BETTER = frozenset({"fvd"})
+
+
+def system_by_name(names: Sequence[str]) -> list[System]:
+    """The systems named (in the order given); an unknown name is an error naming the key."""
+    known = {s.name: s for s in SYSTEMS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"evaluate.systems: unknown system(s) {unknown}; known: {sorted(known)}")
+    return [known[n] for n in names]
+
+
+def _event(value: Any) -> Event | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    return Event.from_dict(value) if isinstance(value, dict) else value
+
+
+@torch.no_grad()
+def answer_captions(
+    vlm: VisionLanguageModel,
+    samples: Dataset,
+    *,
+    max_new_tokens: int,
+    batch_size: int = 32,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The VLM's greedy answer to each sample: full completion, parsed reasoning and caption."""
+    vlm.model.eval()
+    rows = []
+    for _, batch in ordered_batches(samples, batch_size, limit):
+        texts = vlm.generate(list(batch["context"]), batch["question"], max_new_tokens=max_new_tokens).texts
+        for sample_id, text in zip(batch["sample_id"], texts, strict=True):
+            answer = parse_answer(text)
+            rows.append(
+                {
+                    "sample_id": sample_id,
+                    "completion": text,
+                    "reasoning": answer.reasoning,
+                    "caption": answer.caption,
+                    "well_formed": bool(answer.well_formed),
+                }
+            )
+    return pd.DataFrame(rows, columns=["sample_id", "completion", "reasoning", "caption", "well_formed"])
+
+
+def caption_metrics(
+    predictions: Sequence[str], references: Sequence[str], events: Sequence[Any]
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """BLEU@1-4 (corpus, sacrebleu) and ROUGE-L (mean F1, rouge-score) of predicted captions; on the
+    synthetic world also the share of captions that name exactly the ground-truth event. Returns the
+    summary and per-sample ROUGE-L and event correctness (NaN without events)."""
+    rouge = rouge_l(predictions, references)
+    expected = [_event(e) for e in events]
+    if all(e is not None for e in expected):
+        event_ok = np.array([float(parse_caption(p) == e) for p, e in zip(predictions, expected, strict=True)])
+    else:
+        event_ok = np.full(len(predictions), np.nan)
+    summary = {f"bleu_{n}": bleu(predictions, references, n) for n in range(1, 5)}
+    summary["rouge_l"] = float(rouge.mean())
+    summary["caption_event_accuracy"] = float(np.mean(event_ok))
+    return summary, rouge, event_ok
+
+
+@torch.no_grad()
+def render_answers(
+    vdm: VideoDiffusionModel,
+    captions: Sequence[str],
+    samples: Dataset,
+    *,
+    frames: int,
+    num_steps: int,
+    seed: int,
+    batch_size: int = 32,
+    limit: int | None = None,
+) -> np.ndarray:
+    """ODE samples (the deployed sampler) of each caption with its sample's context: uint8
+    ``[N, T, H, W, 3]``. Noise depends on the seed and the sample's position only, so two systems see
+    the same draw for the same sample (a paired comparison)."""
+    for part in vdm.modules().values():
+        part.eval()
+    clips = []
+    for start, batch in ordered_batches(samples, batch_size, limit):
+        clips.append(
+            vdm.sample(
+                list(captions[start : start + len(batch["sample_id"])]),
+                batch["context"],
+                frames=frames,
+                num_steps=num_steps,
+                seed=seed * 100_003 + start,
+            )
+        )
+    return np.concatenate(clips)
+
+
+@dataclass
+class Reference:
+    """The ground truth of the evaluated samples, loaded once."""
+
+    sample_ids: list[str]
+    questions: list[str]
+    captions: list[str]
+    events: list[Any]
+    contexts: np.ndarray
+    targets: np.ndarray
+
+    @classmethod
+    def of(cls, samples: Dataset, limit: int | None = None) -> Reference:
+        parts: dict[str, list[Any]] = {}
+        for _, batch in ordered_batches(samples, 64, limit):
+            for key in ("sample_id", "question", "caption", "event", "context", "target"):
+                parts.setdefault(key, []).extend(list(batch[key]))
+        return cls(
+            parts["sample_id"],
+            parts["question"],
+            parts["caption"],
+            parts["event"],
+            np.stack(parts["context"]),
+            np.stack(parts["target"]),
+        )
+
+
+def video_metrics(
+    videos: np.ndarray,
+    reference: Reference,
+    scorer: VideoTextScorer,
+    features: VideoFeatures,
+    reference_features: np.ndarray,
+    batch_size: int = 64,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """FVD (Fréchet distance of ``features``), CLIP-V (vs the ground-truth clip), CLIP-T (vs the
+    ground-truth caption), the oracle's event accuracy (exact event; event kind) and motion."""
+    clip_v, clip_t, feats = [], [], []
+    for start in range(0, len(videos), batch_size):
+        part = slice(start, start + batch_size)
+        clip_v.append(video_video_similarity(scorer, list(videos[part]), list(reference.targets[part])))
+        clip_t.append(video_text_similarity(scorer, list(videos[part]), reference.captions[part]))
+        feats.append(features(list(videos[part])))
+    per_sample = {
+        "clip_v": torch.cat(clip_v).float().cpu().numpy(),
+        "clip_t": torch.cat(clip_t).float().cpu().numpy(),
+    }
+    events = [_event(e) for e in reference.events]
+    if all(e is not None for e in events):
+        oracle = oracle_event_scores(list(videos), events)
+        per_sample["event"], per_sample["event_kind"] = oracle["event"], oracle["kind"]
+    else:
+        per_sample["event"] = per_sample["event_kind"] = np.full(len(videos), np.nan)
+    summary = {
+        "fvd": frechet_distance(np.concatenate(feats), reference_features),
+        "clip_v": float(per_sample["clip_v"].mean()),
+        "clip_t": float(per_sample["clip_t"].mean()),
+        "event_accuracy": float(np.mean(per_sample["event"])),
+        "event_kind_accuracy": float(np.mean(per_sample["event_kind"])),
+        "motion": motion(videos),
+    }
+    return summary, per_sample
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_systems` measured."""
+
+    summary: dict[str, Any]  # per system: label, checkpoints, metric -> {mean, std, per_seed}
+    samples: pd.DataFrame  # one row per (system, seed, sample)
+    answers: dict[str, np.ndarray]  # system -> seed-0 clips of the first ``keep_clips`` samples
+    reference: Reference
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "per_seed": [round(float(v), 6) for v in values],
+    }
+
+
+def evaluate_systems(
+    systems: Sequence[System],
+    vlms: Mapping[str, VisionLanguageModel],
+    vdms: Mapping[str, VideoDiffusionModel],
+    samples: Dataset,
+    scorer: VideoTextScorer,
+    features: VideoFeatures,
+    *,
+    seeds: Sequence[int],
+    num_steps: int,
+    max_new_tokens: int,
+    batch_size: int = 32,
+    limit: int | None = None,
+    keep_clips: int = 4,
+) -> Evaluation:
+    """Every system on ``samples``: captions once per VLM, clips once per (VLM, VDM, seed)."""
+    if not seeds:
+        raise ValueError("evaluate.seeds: give at least one seed")
+    reference = Reference.of(samples, limit)
+    reference_features = features(list(reference.targets))
+    frames = reference.targets.shape[1]
+    captions = {
+        key: answer_captions(vlms[key], samples, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+        for key in dict.fromkeys(s.vlm for s in systems)
+    }
+    summary: dict[str, Any] = {}
+    rows: list[pd.DataFrame] = []
+    answers: dict[str, np.ndarray] = {}
+    for system in systems:
+        predicted = captions[system.vlm]["caption"].tolist()
+        text, rouge, caption_event = caption_metrics(predicted, reference.captions, reference.events)
+        metrics: dict[str, Any] = {name: _spread([value] * len(seeds)) for name, value in text.items()}
+        base = pd.DataFrame(
+            {
+                "system": system.name,
+                "sample_id": reference.sample_ids,
+                "question": reference.questions,
+                "truth": reference.captions,
+                "caption": predicted,
+                "rouge_l": rouge,
+                "caption_event": caption_event,
+            }
+        )
+        if system.vdm is None:
+            rows.append(base.assign(seed=np.nan))
+        else:
+            per_seed: dict[str, list[float]] = {}
+            for seed in seeds:
+                clips = render_answers(
+                    vdms[system.vdm],
+                    predicted,
+                    samples,
+                    frames=frames,
+                    num_steps=num_steps,
+                    seed=seed,
+                    batch_size=batch_size,
+                    limit=limit,
+                )
+                seed_summary, seed_samples = video_metrics(
+                    clips, reference, scorer, features, reference_features
+                )
+                for name, value in seed_summary.items():
+                    per_seed.setdefault(name, []).append(value)
+                rows.append(base.assign(seed=seed, **seed_samples))
+                if seed == seeds[0]:
+                    answers[system.name] = clips[:keep_clips]
+            metrics.update({name: _spread(values) for name, values in per_seed.items()})
+        summary[system.name] = {
+            "label": system.label,
+            "vlm": system.vlm,
+            "vdm": system.vdm,
+            "well_formed": float(captions[system.vlm]["well_formed"].mean()),
+            "metrics": metrics,
+        }
+    table = pd.concat(rows, ignore_index=True)
+    return Evaluation(summary, table, answers, reference)
+
+
+def winners(summary: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The best systems per metric (lowest FVD, highest elsewhere); systems tied on the best mean (e.g.
+    two systems sharing one VLM on caption metrics) all win."""
+    best: dict[str, list[str]] = {}
+    for metric in dict.fromkeys(m for s in summary.values() for m in s["metrics"]):
+        scores = {}
+        for name, system in summary.items():
+            value = system["metrics"].get(metric)
+            if value is not None and not np.isnan(value["mean"]):
+                scores[name] = -value["mean"] if metric in LOWER_IS_BETTER else value["mean"]
+        if scores:
+            top = max(scores.values())
+            best[metric] = [n for n, v in scores.items() if v >= top - 1e-12]
+    return best

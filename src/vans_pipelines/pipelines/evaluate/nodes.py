@@ -1,0 +1,120 @@
+"""Evaluate nodes: answer the test split with every system, score the answers, and turn the figures into
+the report (tables, plots, video grid). No file I/O here: the catalog loads and saves."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vans_pipelines.evaluation import report
+from vans_pipelines.evaluation.features import build_features
+from vans_pipelines.evaluation.systems import evaluate_systems, system_by_name, winners
+from vans_pipelines.models.scorer import VideoTextScorer
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params import EvaluateParams, parse_section
+from vans_pipelines.pipelines.caption.nodes import captions_by_id
+from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.triplets import TripletSet
+
+logger = logging.getLogger(__name__)
+
+# Sibling files of the report in data/08_reporting (see the catalog), linked from report.md.
+REPORT_FILES = {
+    "metrics (DVC metrics)": "metrics.json",
+    "per-system tables (DVC plots)": "systems/<system>.csv",
+    "per-sample scores": "evaluation_samples.parquet",
+    "metric bars": "metric_bars.png",
+    "training reward curves": "training_curves.png",
+    "video grid (context | ground truth | each system)": "video_grid.mp4",
+}
+
+
+def evaluate_systems_node(
+    test_triplets: TripletSet,
+    captions: pd.DataFrame,
+    sft_vlm: VisionLanguageModel,
+    grpo_vlm: VisionLanguageModel,
+    sft_vdm: VideoDiffusionModel,
+    grpo_vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    evaluate: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
+    """Every configured system on the test split. Returns the metrics (DVC metrics file), one row per
+    (system, seed, sample), and the clips of the video grid."""
+    params: EvaluateParams = parse_section("evaluate", evaluate)
+    samples = TripletSamples(test_triplets, captions_by_id(captions))
+    features = build_features(params.fvd.kind, scorer, params.fvd.path)
+    started = time.perf_counter()
+    result = evaluate_systems(
+        system_by_name(params.systems),
+        {"sft": sft_vlm, "grpo": grpo_vlm},
+        {"sft": sft_vdm, "grpo": grpo_vdm},
+        samples,
+        scorer,
+        features,
+        seeds=params.seeds,
+        num_steps=params.num_steps,
+        max_new_tokens=params.max_new_tokens,
+        batch_size=params.batch_size,
+        limit=params.limit,
+        keep_clips=params.grid.samples,
+    )
+    best = winners(result.summary)
+    metrics = {
+        "samples": len(result.reference.sample_ids),
+        "seeds": list(params.seeds),
+        "scorer": type(scorer).__name__,
+        "feature_extractor": features.name,
+        "seconds": round(time.perf_counter() - started, 2),
+        "systems": result.summary,
+        "best": best,
+    }
+    keep = params.grid.samples
+    clips = {
+        "context": result.reference.contexts[:keep],
+        "ground truth": result.reference.targets[:keep],
+        **result.answers,
+    }
+    for line in report.headline(result.summary):
+        logger.info("evaluate: %s", line.removeprefix("- ").replace("**", ""))
+    return metrics, result.samples, clips
+
+
+def write_system_tables_node(metrics: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """One CSV per system (metric, mean, std, per seed): the DVC plots' data."""
+    return {name: report.system_table(system) for name, system in metrics["systems"].items()}
+
+
+def plot_metrics_node(metrics: dict[str, Any]) -> Figure:
+    return report.plot_metric_bars(metrics["systems"])
+
+
+def plot_training_curves_node(training_curves: pd.DataFrame, evaluate: dict[str, Any]) -> Figure:
+    params: EvaluateParams = parse_section("evaluate", evaluate)
+    return report.plot_training_curves(training_curves[training_curves["tag"].isin(params.curve_tags)])
+
+
+def render_video_grid_node(clips: dict[str, np.ndarray], evaluate: dict[str, Any]) -> np.ndarray:
+    params: EvaluateParams = parse_section("evaluate", evaluate)
+    answers = {k: v for k, v in clips.items() if k not in ("context", "ground truth")}
+    return report.video_grid(clips["context"], clips["ground truth"], answers, scale=params.grid.scale)
+
+
+def write_report_node(metrics: dict[str, Any]) -> str:
+    """The Markdown report (our table, the paper's table beside it, the plots inline)."""
+    text = report.markdown_report(
+        metrics["systems"],
+        metrics["best"],
+        feature_extractor=metrics["feature_extractor"],
+        seeds=metrics["seeds"],
+        num_samples=metrics["samples"],
+        scorer=metrics["scorer"],
+        files=REPORT_FILES,
+    )
+    return text + "\n![metric bars](metric_bars.png)\n\n![training reward curves](training_curves.png)\n"

@@ -422,9 +422,7 @@ class TuneParams(_Strict):
     pruner_warmup_steps: int = Field(0, ge=0)
     val_limit: int | None = Field(32, ge=1)
     val_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    objective: dict[str, float] = Field(
-        default_factory=lambda: {"text_fidelity": 1.0, "video_fidelity": 1.0}
-    )
+    objective: dict[str, float] = Field(default_factory=lambda: {"text_fidelity": 1.0, "video_fidelity": 1.0})
     search: TuneSearchSpace = TuneSearchSpace()
 
     @model_validator(mode="after")

@@ -74,7 +74,9 @@ class TensorBoardScalarsDataset(AbstractDataset[None, pd.DataFrame]):
         return pd.DataFrame(rows, columns=COLUMNS)
 
     def save(self, data: None) -> None:
-        raise DatasetError(f"{self._path}: TensorBoardScalarsDataset is read-only (Lightning writes the runs)")
+        raise DatasetError(
+            f"{self._path}: TensorBoardScalarsDataset is read-only (Lightning writes the runs)"
+        )
 
     def _exists(self) -> bool:
         return self._path.is_dir()

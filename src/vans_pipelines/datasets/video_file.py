@@ -56,12 +56,19 @@ class VideoFileDataset(AbstractDataset[np.ndarray, np.ndarray]):
     def save(self, data: np.ndarray) -> None:
         frames = np.asarray(data)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise DatasetError(f"{self._path}: expected uint8 frames [T, H, W, 3], got {frames.dtype} {frames.shape}")
+            raise DatasetError(
+                f"{self._path}: expected uint8 frames [T, H, W, 3], got {frames.dtype} {frames.shape}"
+            )
         with atomic_file(self._fs, self._path, "wb") as f:
             if self._format == "gif":
                 images = [Image.fromarray(frame) for frame in frames]
                 images[0].save(
-                    f, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / self._fps), loop=0
+                    f,
+                    format="GIF",
+                    save_all=True,
+                    append_images=images[1:],
+                    duration=int(1000 / self._fps),
+                    loop=0,
                 )
             else:
                 even = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]

@@ -65,8 +65,8 @@ def system_table(system: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _cell(value: Mapping[str, Any] | None, bold: bool, digits: int) -> str:
-    if value is None:
-        return "–"
+    if value is None or np.isnan(value["mean"]):
+        return "n/a"
     text = f"{value['mean']:.{digits}f}"
     if value["std"] > 0:
         text += f" ± {value['std']:.{digits}f}"
@@ -85,7 +85,9 @@ def markdown_table(summary: Mapping[str, Any], metrics: Sequence[str], best: Map
     return "\n".join(lines)
 
 
-def headline(summary: Mapping[str, Any], ours: str = "joint_grpo", baseline: str = "sft_cascade") -> list[str]:
+def headline(
+    summary: Mapping[str, Any], ours: str = "joint_grpo", baseline: str = "sft_cascade"
+) -> list[str]:
     """One line per headline metric: is ``ours`` ahead of ``baseline``, by how much, against the seeds'
     spread."""
     if ours not in summary or baseline not in summary:
@@ -101,8 +103,8 @@ def headline(summary: Mapping[str, Any], ours: str = "joint_grpo", baseline: str
         spread = max(a["std"], b["std"])
         verdict = "ahead" if ahead else ("tied" if delta == 0 else "behind")
         lines.append(
-            f"- {METRIC_LABELS.get(metric, metric)}: Joint-GRPO {a['mean']:.4f} vs SFT cascade {b['mean']:.4f} "
-            f"({delta:+.4f}, seed std {spread:.4f}): **{verdict}**"
+            f"- {METRIC_LABELS.get(metric, metric)}: Joint-GRPO {a['mean']:.4f} vs SFT cascade "
+            f"{b['mean']:.4f} ({delta:+.4f}, seed std {spread:.4f}): **{verdict}**"
         )
     return lines
 
@@ -136,7 +138,10 @@ def markdown_report(
         "",
         "## Which system wins",
         "",
-        *[f"- {summary[name]['label']}: best (or tied best) on {count} metric(s)" for name, count in wins.items()],
+        *[
+            f"- {summary[name]['label']}: best (or tied best) on {count} metric(s)"
+            for name, count in wins.items()
+        ],
         "",
         "Joint-GRPO against the SFT cascade:",
         "",
@@ -231,7 +236,7 @@ def video_grid(
     columns = ["context", "ground truth", *answers]
     context_frames, target_frames = contexts.shape[1], targets.shape[1]
     total = context_frames + target_frames
-    h, w = contexts.shape[2] * scale, contexts.shape[3] * scale
+    w = contexts.shape[3] * scale
     cell_w = max(w, 8 * max(len(c) for c in columns) // 2)
 
     def column_clip(name: str, i: int) -> np.ndarray:
@@ -242,7 +247,8 @@ def video_grid(
 
     rows = []
     header = np.concatenate(
-        [np.pad(_label(c, cell_w, 14), ((0, 0), (0, gap), (0, 0)), constant_values=255) for c in columns], axis=1
+        [np.pad(_label(c, cell_w, 14), ((0, 0), (0, gap), (0, 0)), constant_values=255) for c in columns],
+        axis=1,
     )
     rows.append(np.repeat(header[None], total, axis=0))
     for i in range(n):

@@ -105,7 +105,9 @@ def caption_metrics(
     rouge = rouge_l(predictions, references)
     expected = [_event(e) for e in events]
     if all(e is not None for e in expected):
-        event_ok = np.array([float(parse_caption(p) == e) for p, e in zip(predictions, expected, strict=True)])
+        event_ok = np.array(
+            [float(parse_caption(p) == e) for p, e in zip(predictions, expected, strict=True)]
+        )
     else:
         event_ok = np.full(len(predictions), np.nan)
     summary = {f"bleu_{n}": bleu(predictions, references, n) for n in range(1, 5)}
@@ -249,7 +251,9 @@ def evaluate_systems(
     reference_features = features(list(reference.targets))
     frames = reference.targets.shape[1]
     captions = {
-        key: answer_captions(vlms[key], samples, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+        key: answer_captions(
+            vlms[key], samples, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit
+        )
         for key in dict.fromkeys(s.vlm for s in systems)
     }
     summary: dict[str, Any] = {}

@@ -30,7 +30,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["evaluation_metrics", "evaluation_samples", "video_grid_clips"],
                 name="evaluate_systems_node",
             ),
-            node(write_system_tables_node, "evaluation_metrics", "system_tables", name="write_system_tables_node"),
+            node(
+                write_system_tables_node,
+                "evaluation_metrics",
+                "system_tables",
+                name="write_system_tables_node",
+            ),
             node(plot_metrics_node, "evaluation_metrics", "metric_bars", name="plot_metrics_node"),
             node(
                 plot_training_curves_node,

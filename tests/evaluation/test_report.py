@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+
+from vans_pipelines.evaluation import report
+
+
+def summary():
+    def metric(mean, std=0.0):
+        return {"mean": mean, "std": std, "per_seed": [mean - std, mean + std]}
+
+    return {
+        "sft_cascade": {
+            "label": "SFT cascade",
+            "vdm": "sft",
+            "metrics": {"rouge_l": metric(0.40), "clip_v": metric(0.20, 0.01), "fvd": metric(2.0, 0.1)},
+        },
+        "joint_grpo": {
+            "label": "Joint-GRPO",
+            "vdm": "grpo",
+            "metrics": {"rouge_l": metric(0.45), "clip_v": metric(0.25, 0.01), "fvd": metric(1.5, 0.1)},
+        },
+    }
+
+
+def test_report_names_the_winner_the_extractor_and_labels_the_papers_table():
+    best = {"rouge_l": ["joint_grpo"], "clip_v": ["joint_grpo"], "fvd": ["joint_grpo"]}
+    text = report.markdown_report(
+        summary(),
+        best,
+        feature_extractor="TinyScorer embeddings",
+        seeds=[0, 1],
+        num_samples=8,
+        scorer="Tiny",
+        files={},
+    )
+    assert "Joint-GRPO: best (or tied best) on 3 metric(s)" in text
+    assert "FVD feature extractor: TinyScorer embeddings" in text
+    assert "**0.4500**" in text and "**1.5000 ± 0.1000**" in text
+    assert "ROUGE-L: Joint-GRPO 0.4500 vs SFT cascade 0.4000 (+0.0500, seed std 0.0000): **ahead**" in text
+    assert "FVD ↓: Joint-GRPO 1.5000 vs SFT cascade 2.0000 (-0.5000, seed std 0.1000): **ahead**" in text
+    assert "The paper's reported figures (its own data and models, not this run)" in text
+    assert "| procedural | Joint-GRPO (VANS) | 0.3631 | 78.32 | 0.8021 | 0.3824 |" in text
+
+
+def test_system_table_has_one_row_per_metric_and_a_column_per_seed():
+    table = report.system_table(summary()["joint_grpo"])
+    assert list(table.columns) == ["metric", "mean", "std", "seed_0", "seed_1"]
+    assert table.set_index("metric").loc["fvd", "seed_1"] == 1.6
+
+
+def test_video_grid_rows_columns_and_timing():
+    rng = np.random.default_rng(0)
+    contexts = rng.integers(0, 255, (2, 3, 8, 8, 3), dtype=np.uint8)
+    targets = rng.integers(0, 255, (2, 4, 8, 8, 3), dtype=np.uint8)
+    answers = {"a": targets.copy(), "b": targets.copy()}
+    grid = report.video_grid(contexts, targets, answers, scale=2, gap=2)
+    assert grid.dtype == np.uint8 and grid.shape[0] == 3 + 4
+    cell = grid[:, 14 : 14 + 16]  # first row below the header, first column (the context)
+    assert np.array_equal(cell[0, :, :16], contexts[0, 0].repeat(2, 0).repeat(2, 1))
+    assert np.array_equal(cell[-1, :, :16], contexts[0, -1].repeat(2, 0).repeat(2, 1))  # held
+    assert grid.shape[1] % 2 == 0 and grid.shape[2] % 2 == 0
+
+
+def test_plots_are_figures_even_without_curves():
+    assert report.plot_metric_bars(summary()).axes
+    empty = pd.DataFrame(columns=["stage", "run", "tag", "step", "value"])
+    assert report.plot_training_curves(empty).axes

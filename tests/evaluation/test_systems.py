@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from sacrebleu.metrics import BLEU
+
+from tests.training.worlds import captioned_world
+from vans_pipelines.evaluation.features import ScorerFeatures
+from vans_pipelines.evaluation.systems import (
+    SYSTEMS,
+    caption_metrics,
+    evaluate_systems,
+    system_by_name,
+    winners,
+)
+from vans_pipelines.metrics import bleu, frechet_distance
+from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
+from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
+from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.world.captions import PHRASINGS, all_captions, parse_caption
+from vans_pipelines.world.events import Event
+
+
+def test_bleu_is_sacrebleus_corpus_bleu_in_unit_range():
+    hyps = ["the red square falls to the floor", "paint the blue circle green"]
+    refs = ["the red square falls and lands on the floor", "next paint the blue circle green"]
+    for n in range(1, 5):
+        expected = BLEU(max_ngram_order=n).corpus_score(hyps, [refs]).score / 100
+        assert bleu(hyps, refs, n) == pytest.approx(expected)
+    assert bleu(hyps, refs, 1) > bleu(hyps, refs, 4)
+    with pytest.raises(ValueError, match="order"):
+        bleu(hyps, refs, 5)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 2))
+    b = rng.normal(size=(20000, 2)) * 2.0 + np.array([1.0, 0.0])
+    # N(0, I) vs N((1, 0), 4I): |mu|^2 + tr(I + 4I - 2 * 2I) = 1 + 2 = 3
+    assert frechet_distance(a, b) == pytest.approx(3.0, rel=0.03)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="feature sets"):
+        frechet_distance(a[:, :1], b)
+
+
+@pytest.mark.parametrize("kind", sorted(PHRASINGS))
+def test_every_world_phrasing_parses_back_to_its_event(kind):
+    detail = {"paint": "blue", "stack": "green circle", "bounce": "left", "collide": "blue triangle"}.get(
+        kind
+    )
+    event = Event(kind, "red square", detail)
+    assert [parse_caption(c) for c in all_captions(event)] == [event] * len(PHRASINGS[kind])
+
+
+def test_caption_metrics_count_exact_events_only():
+    events = [{"kind": "fall", "subject": "red square", "detail": None}] * 2
+    summary, rouge, event_ok = caption_metrics(
+        ["The red square lands on the floor.", "The blue square lands on the floor."],
+        ["The red square falls and lands on the floor."] * 2,
+        events,
+    )
+    assert event_ok.tolist() == [1.0, 0.0] and summary["caption_event_accuracy"] == 0.5
+    assert summary["rouge_l"] == pytest.approx(rouge.mean()) and 0 < summary["bleu_4"] < summary["bleu_1"]
+
+
+def test_winners_take_the_lowest_fvd_and_share_ties():
+    def system(rouge, fvd):
+        return {"metrics": {"rouge_l": {"mean": rouge, "std": 0}, "fvd": {"mean": fvd, "std": 0}}}
+
+    best = winners({"a": system(0.5, 3.0), "b": system(0.5, 1.0), "c": system(0.4, 2.0)})
+    assert best == {"rouge_l": ["a", "b"], "fvd": ["b"]}
+
+
+def test_unknown_system_names_the_key():
+    with pytest.raises(ValueError, match=r"evaluate\.systems: unknown"):
+        system_by_name(["joint_grpo", "nope"])
+
+
+@pytest.mark.slow
+def test_systems_with_the_same_models_score_identically_and_seeds_vary_the_clips():
+    train, _, captions, tokenizer = captioned_world(
+        4, 4, height=16, width=16, context_frames=4, target_frames=4
+    )
+    samples = TripletSamples(train, captions)
+    vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0)
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
+    systems = system_by_name(["vlm_only", "sft_cascade", "stage1_only"])
+    result = evaluate_systems(
+        systems,
+        {"sft": vlm, "grpo": vlm},
+        {"sft": vdm, "grpo": vdm},
+        samples,
+        scorer,
+        ScorerFeatures(scorer),
+        seeds=[0, 1],
+        num_steps=2,
+        max_new_tokens=8,
+        keep_clips=2,
+    )
+    cascade, stage1 = result.summary["sft_cascade"]["metrics"], result.summary["stage1_only"]["metrics"]
+    assert cascade == stage1  # same VLM, same VDM, same noise per (seed, sample): a paired comparison
+    assert "fvd" not in result.summary["vlm_only"]["metrics"]
+    assert cascade["clip_v"]["per_seed"][0] != cascade["clip_v"]["per_seed"][1]
+    assert len(result.samples) == 4 + 2 * 4 * 2
+    assert result.answers["sft_cascade"].shape == (2, 4, 16, 16, 3)
+    assert len(SYSTEMS) == 5

@@ -96,3 +96,14 @@ def torchrun_kedro(project: Path, node: str, params: str, port: int) -> tuple[in
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
     return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A project copy that ran the whole default pipeline (ingest → … → evaluate) on tiny settings; shared
+    by the evaluate, CLI and notebook tests (read-only for them)."""
+    from tests.runs import ALL_TINY, run
+
+    root = make_project_copy(tmp_path_factory.mktemp("finished"))
+    run(root, ["__default__"], ALL_TINY)
+    return root

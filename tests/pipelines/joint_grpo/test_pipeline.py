@@ -7,27 +7,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_project_copy, torchrun_kedro
-from tests.pipelines.sft.test_pipeline import TINY, run
+from tests.runs import SMALL_GRPO, TINY, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import ParameterError
-
-SMALL_GRPO = {
-    "grpo_vlm": {
-        "grpo": {"group_size": 2},
-        "sampling": {"max_new_tokens": 16},
-        "render_steps": 2,
-        "trainer": {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1},
-        "eval": {"seeds": [0, 1], "limit": 2, "max_new_tokens": 16},
-    },
-    "grpo_vdm": {
-        "grpo": {"group_size": 2},
-        "anchors": {"min_rouge_l": 0.0, "max_new_tokens": 16},  # a 3-step SFT VLM writes poor anchors
-        "sde": {"num_steps": 3, "window_end": 2},
-        "trainer": {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1},
-        "eval": {"seeds": [0], "limit": 2, "num_steps": 2},
-    },
-}
 
 
 @pytest.fixture(scope="module")

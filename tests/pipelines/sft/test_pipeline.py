@@ -4,36 +4,13 @@ import json
 import shutil
 
 import pytest
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from tests.conftest import torchrun_kedro
+from tests.runs import TINY, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import ParameterError
 from vans_pipelines.pipelines.caption.nodes import CaptionError
-
-TINY = {
-    "ingest": {"synthetic": {"num_train": 12, "num_val": 4, "num_test": 4}},
-    "caption": {"scorer": {"trainer": {"max_steps": 3, "batch_size": 4}}},
-    "sft": {
-        "vlm": {
-            "trainer": {"max_steps": 3, "batch_size": 4, "checkpoint_every_n_steps": 2},
-            "eval": {"limit": 2},
-        },
-        "vdm": {
-            "trainer": {"max_steps": 3, "batch_size": 4, "checkpoint_every_n_steps": 2},
-            "vae_fit": {"steps": 2, "batch_frames": 8},
-            "eval": {"limit": 2, "num_steps": 2},
-        },
-    },
-}
-
-
-def run(project, pipelines, runtime_params=None, env=None):
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=runtime_params, env=env) as session:
-        return session.run(pipeline_names=pipelines)
 
 
 @pytest.mark.slow

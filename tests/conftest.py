@@ -64,7 +64,7 @@ def make_project_copy(parent: Path) -> Path:
     root = parent / "project"
     root.mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local", "tuned"))
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()  # Kedro wants one; the installed package is what runs
     (root / "data" / "01_raw").mkdir(parents=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.pipelines import caption, evaluate, grpo_vdm, grpo_vlm, ingest, sft
+from vans_pipelines.pipelines import caption, evaluate, grpo_vdm, grpo_vlm, ingest, sft, tune
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -19,7 +19,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "grpo_vlm": grpo_vlm.create_pipeline(),
         "grpo_vdm": grpo_vdm.create_pipeline(),
         "evaluate": evaluate.create_pipeline(),
-        "tune": Pipeline([]),
+        "tune": tune.create_pipeline(),
     }
     stages["joint_grpo"] = stages["grpo_vlm"] + stages["grpo_vdm"]
     stages["__default__"] = (

@@ -2,6 +2,7 @@
 JSON reports and parquet tables."""
 
 from vans_pipelines.datasets.json_dataset import AtomicJSONDataset
+from vans_pipelines.datasets.optuna_storage import OptunaStorageDataset
 from vans_pipelines.datasets.pretrained_folder import PretrainedFolderDataset
 from vans_pipelines.datasets.table import AtomicParquetDataset
 from vans_pipelines.datasets.tensorboard_scalars import TensorBoardScalarsDataset
@@ -12,6 +13,7 @@ from vans_pipelines.datasets.video_folder import VideoFile, VideoFolder, VideoFo
 __all__ = [
     "AtomicJSONDataset",
     "AtomicParquetDataset",
+    "OptunaStorageDataset",
     "PretrainedFolderDataset",
     "TensorBoardScalarsDataset",
     "TripletDataset",

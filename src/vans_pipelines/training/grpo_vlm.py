@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.models.lora import adapters_disabled
@@ -21,9 +22,16 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel, parse_answer
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
-from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary, score_samples
-from vans_pipelines.training.trainer import OptimConfig
+from vans_pipelines.training.data import SamplesDataModule, ordered_batches
+from vans_pipelines.training.grpo import (
+    GRPOModule,
+    Rollout,
+    manual_trainer_config,
+    motion,
+    reward_summary,
+    score_samples,
+)
+from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, fit
 
 
 @dataclass(frozen=True)
@@ -263,3 +271,37 @@ def evaluate_stage1(
         "motion": float(np.mean(motions)),
         "examples": examples[:4],
     }
+
+
+def fit_stage1(
+    vlm: VisionLanguageModel,
+    vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    params: Any,
+    train: Dataset,
+    paths: RunPaths,
+    stage: str,
+    run_key: str,
+    *,
+    fps: float,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Start a fresh LoRA adapter on ``vlm`` and train it with stage-1 GRPO (``params``: the typed
+    ``grpo_vlm`` section). Used by the grpo_vlm stage and by each tune trial."""
+    vlm.start_adapter(params.lora, seed=params.trainer.seed)
+    module = GRPOVLMModule(
+        vlm,
+        vdm,
+        scorer,
+        params.grpo,
+        params.rewards,
+        params.optim,
+        params.sampling,
+        render_steps=params.render_steps,
+        gradient_clip_val=params.trainer.gradient_clip_val,
+        seed=params.trainer.seed,
+        fps=fps,
+        log_samples_every=params.log_samples_every,
+    )
+    datamodule = SamplesDataModule(train, None, params.trainer.batch_size, params.trainer.seed)
+    return fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)

@@ -14,11 +14,11 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples, check_batch_fits
+from vans_pipelines.training.data import TripletSamples, check_batch_fits
 from vans_pipelines.training.fingerprints import weights_fingerprint
-from vans_pipelines.training.grpo import before_after, manual_trainer_config
-from vans_pipelines.training.grpo_vlm import GRPOVLMModule, evaluate_stage1
-from vans_pipelines.training.trainer import fingerprint, fit, world_size
+from vans_pipelines.training.grpo import before_after
+from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
+from vans_pipelines.training.trainer import fingerprint, world_size
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -54,28 +54,8 @@ def train_grpo_vlm(
     }
     started = time.perf_counter()
     before = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
-    vlm.start_adapter(params.lora, seed=params.trainer.seed)
-    module = GRPOVLMModule(
-        vlm,
-        vdm,
-        scorer,
-        params.grpo,
-        params.rewards,
-        params.optim,
-        params.sampling,
-        render_steps=params.render_steps,
-        gradient_clip_val=params.trainer.gradient_clip_val,
-        seed=params.trainer.seed,
-        fps=fps,
-        log_samples_every=params.log_samples_every,
-    )
-    result = fit(
-        module,
-        SamplesDataModule(train, None, params.trainer.batch_size, params.trainer.seed),
-        manual_trainer_config(params.trainer),
-        run_params.paths(kedro_run),
-        "grpo_vlm",
-        run_key,
+    result = fit_stage1(
+        vlm, vdm, scorer, params, train, run_params.paths(kedro_run), "grpo_vlm", run_key, fps=fps
     )
     vlm.model.eval()
     after = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)

@@ -1,0 +1,131 @@
+"""Tune nodes: run (or resume) the Optuna study, write the best settings as a parameters file for the next
+``joint_grpo`` run, plot the study. No file I/O here: the catalog loads and saves."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vans_pipelines.models.scorer import VideoTextScorer
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params import GRPOVLMParams, TuneParams, parse_section
+from vans_pipelines.pipelines.caption.nodes import captions_by_id
+from vans_pipelines.training.data import TripletSamples, check_batch_fits
+from vans_pipelines.training.trainer import world_size
+from vans_pipelines.training.tune import (
+    best_overrides,
+    merge,
+    open_study,
+    run_study,
+    stage1_objective,
+    summarise,
+)
+from vans_pipelines.triplets import TripletSet
+
+logger = logging.getLogger(__name__)
+
+
+def run_study_node(
+    train_triplets: TripletSet,
+    val_triplets: TripletSet,
+    captions: pd.DataFrame,
+    sft_vlm: VisionLanguageModel,
+    sft_vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    tune_storage: optuna.storages.BaseStorage,
+    tune: dict[str, Any],
+    grpo_vlm: dict[str, Any],
+    run: dict[str, Any],
+    fps: float,
+    kedro_run: dict[str, str],
+) -> dict[str, Any]:
+    """Run the study up to ``tune.n_trials`` finished trials (resuming an interrupted one); return its
+    summary (best trial, every trial, importances)."""
+    params: TuneParams = parse_section("tune", tune)
+    base: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
+    by_id = captions_by_id(captions)
+    train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
+    check_batch_fits("grpo_vlm.trainer.batch_size", base.trainer.batch_size, train, world_size())
+    study = open_study(
+        tune_storage,
+        params.study_name,
+        seed=params.seed,
+        pruner_startup_trials=params.pruner_startup_trials,
+        pruner_warmup_steps=params.pruner_warmup_steps,
+    )
+    objective = stage1_objective(
+        sft_vlm,
+        sft_vdm,
+        scorer,
+        train,
+        val,
+        grpo_vlm,
+        lambda raw: parse_section("grpo_vlm", raw),
+        params,
+        parse_section("run", run).paths(kedro_run),
+        fps=fps,
+    )
+    ran = run_study(study, params.n_trials, objective)
+    summary = summarise(study, params.search)
+    summary["ran_this_time"] = ran
+    summary["objective"] = dict(params.objective)
+    if "best" in summary:
+        logger.info(
+            "tune: %d trials (%d complete, %d pruned; %d run now); best #%d objective %.4f %s",
+            len(summary["trials"]),
+            summary["complete"],
+            summary["pruned"],
+            ran,
+            summary["best"]["number"],
+            summary["best"]["value"],
+            summary["best"]["params"],
+        )
+    return summary
+
+
+def write_tuned_parameters_node(summary: dict[str, Any], grpo_vlm: dict[str, Any]) -> dict[str, Any]:
+    """The whole ``grpo_vlm`` section with the best trial's settings (Kedro replaces a top-level section, so
+    the file carries all of it): ``kedro run --env tuned --pipeline joint_grpo`` trains with them."""
+    tuned = merge(grpo_vlm, best_overrides(summary))
+    parse_section("grpo_vlm", tuned)  # never write a file the next run would reject
+    return {"grpo_vlm": tuned}
+
+
+def plot_optimisation_history_node(summary: dict[str, Any]) -> Figure:
+    import matplotlib.pyplot as plt
+
+    trials = [t for t in summary["trials"] if t["value"] is not None]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    numbers = [t["number"] for t in trials]
+    values = [t["value"] for t in trials]
+    colours = ["tab:blue" if t["state"] == "COMPLETE" else "tab:grey" for t in trials]
+    ax.scatter(numbers, values, c=colours, label="trial (grey: pruned)")
+    best = pd.Series(values).cummax() if values else pd.Series(dtype=float)
+    ax.step(numbers, best, where="post", color="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("val objective")
+    ax.set_title("Optuna optimisation history")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_parameter_importance_node(summary: dict[str, Any]) -> Figure:
+    import matplotlib.pyplot as plt
+
+    importances = summary.get("importances", {})
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    if importances:
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names], color="tab:blue")
+        ax.set_xlabel("importance (fANOVA)")
+    else:
+        ax.text(0.5, 0.5, "fewer than 2 complete trials", ha="center", va="center")
+    ax.set_title("Parameter importance")
+    fig.tight_layout()
+    return fig

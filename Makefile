@@ -9,7 +9,7 @@ KEDRO_ARGS ?=
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test bench repro clean-venv
+.PHONY: setup browser run test bench repro clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ setup: $(VENV)/.installed
 run: setup
 	$(BIN)/kedro run $(KEDRO_ARGS)
 
-test: setup
+# Headless Chromium for the kedro-viz test (Debian's package). Installed when missing and we may (root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	    else echo "install Debian's chromium package for the kedro-viz test (needs root)"; fi; }
+
+test: setup browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest
 

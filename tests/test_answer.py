@@ -1,4 +1,5 @@
-"""``vans answer`` on a tiny finished run: the answer video and printed caption, and clear errors."""
+"""`vans answer` on a tiny finished run: the answer video and printed caption, and clear errors. (The module
+is `answer.py`, not `cli.py`: Kedro loads a package's `cli.py` as project commands.)"""
 
 import subprocess
 import sys
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vans_pipelines.cli import main
+from vans_pipelines.answer import main
 from vans_pipelines.datasets import TripletDataset
 from vans_pipelines.video.io import decode_all, encode_video
 

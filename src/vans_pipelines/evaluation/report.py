@@ -6,10 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are only saved
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -1,0 +1,66 @@
+"""Stage times of the main job (`kedro run`, the ``__default__`` pipeline) on the embedded default.
+
+    .venv/bin/python benchmarks/stage_times.py [--project DIR] [--stages ingest,caption,...]
+
+Runs the stages in order, each as one Kedro session in this process (what `kedro run` does, split at
+the stage boundaries, which are all persisted), in a throw-away copy of the project unless ``--project``
+names one, and prints each stage's wall time, the total, and the total against the 10-minute target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ["ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate"]
+TARGET_SECONDS = 600.0
+
+
+def copy_project(parent: Path) -> Path:
+    project = parent / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local", "tuned"))
+    (project / "conf" / "local").mkdir()
+    (project / "src").mkdir()
+    (project / "data" / "01_raw").mkdir(parents=True)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=None, help="run in this project (default: a copy)")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    args = parser.parse_args()
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    stages = args.stages.split(",")
+    with tempfile.TemporaryDirectory(prefix="vans-stages-") as tmp:
+        project = args.project.resolve() if args.project else copy_project(Path(tmp))
+        bootstrap_project(project)
+        times = {}
+        for stage in stages:
+            start = time.perf_counter()
+            with KedroSession.create(project_path=project) as session:
+                session.run(pipeline_names=[stage])
+            times[stage] = time.perf_counter() - start
+            print(f"{stage:>10}: {times[stage]:7.1f} s", file=sys.stderr, flush=True)
+    total = sum(times.values())
+    print(f"\nstage times on {os.cpu_count()} CPU cores (project: {'copy' if not args.project else project})")
+    for stage, seconds in times.items():
+        print(f"  {stage:<10} {seconds:7.1f} s  {seconds / total:6.1%}")
+    print(f"  {'total':<10} {total:7.1f} s  = {total / 60:.1f} min")
+    if stages == STAGES:
+        print(f"  total / 10-minute target = {total / TARGET_SECONDS:.2f} (must be < 1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -241,3 +241,14 @@ def test_a_stage_adapter_is_merged_before_the_next_stage_adds_its_own(world):
     lora_shapes = {tuple(p.shape) for n, p in vlm.model.named_parameters() if "lora_A" in n}
     assert all(shape[0] == 2 for shape in lora_shapes)
     assert all(p.requires_grad == ("lora_" in n) for n, p in vlm.model.named_parameters())
+
+
+def test_before_after_reports_the_paired_change_and_its_spread():
+    from vans_pipelines.training.grpo import before_after
+
+    before = {"total": 0.5, "total_seed_std": 0.1, "total_per_seed": [0.4, 0.5, 0.6]}
+    after = {"total": 0.55, "total_seed_std": 0.1, "total_per_seed": [0.44, 0.56, 0.65]}
+    report = before_after(before, after)
+    assert report["improvement"] == 0.05 and report["seed_spread"] == 0.1
+    assert report["improvement_per_seed"] == [0.04, 0.06, 0.05]
+    assert report["improvement_seed_std"] == pytest.approx(0.00816, abs=1e-5)

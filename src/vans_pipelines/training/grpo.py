@@ -196,10 +196,15 @@ def reward_summary(
 
 def before_after(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     """A stage report's val section: both evaluations, the change of the total and the seed spread it is
-    measured against (the larger of the two seed-to-seed stds)."""
+    measured against (the larger of the two seed-to-seed stds of the level). Each eval seed draws the
+    same noise before and after, so the per-seed (paired) changes and their std are reported too: the
+    noise of the *difference*, usually far smaller than the level's."""
+    paired = [a - b for a, b in zip(after["total_per_seed"], before["total_per_seed"], strict=True)]
     return {
         "val_before": dict(before),
         "val_after": dict(after),
         "improvement": round(after["total"] - before["total"], 5),
         "seed_spread": round(max(before["total_seed_std"], after["total_seed_std"]), 5),
+        "improvement_per_seed": [round(d, 5) for d in paired],
+        "improvement_seed_std": round(float(np.std(paired)), 5),
     }

@@ -2,6 +2,7 @@
 tag is written, several iterations per rollout with a KL term run, and a crashed stage resumes."""
 
 import copy
+import os
 
 import pytest
 import torch
@@ -29,6 +30,9 @@ GEOMETRY = {"context_frames": 4, "target_frames": 4, "height": 16, "width": 16}
 VLM_REWARDS = {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 1.0}
 VDM_REWARDS = {"video_fidelity": 1.0, "semantic_alignment": 1.0}
 
+# CPU in CI; VANS_TEST_ACCELERATOR=gpu runs these training tests on a GPU (the CUDA path).
+TEST_ACCELERATOR = os.environ.get("VANS_TEST_ACCELERATOR", "cpu")
+
 
 @pytest.fixture(scope="module")
 def world():
@@ -42,7 +46,7 @@ def world():
 def trainer(steps, every=1000):
     return manual_trainer_config(
         TrainerConfig(
-            accelerator="cpu",
+            accelerator=TEST_ACCELERATOR,
             devices=1,
             max_steps=steps,
             batch_size=2,

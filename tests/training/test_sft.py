@@ -1,5 +1,7 @@
 """SFT on tiny models and a small fixed-seed world: the learning is real, and a crashed run resumes."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,9 @@ from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm
 
 GEOMETRY = {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32}
 
+# CPU in CI; VANS_TEST_ACCELERATOR=gpu runs these training tests on a GPU (the CUDA path).
+TEST_ACCELERATOR = os.environ.get("VANS_TEST_ACCELERATOR", "cpu")
+
 
 @pytest.fixture(scope="module")
 def world():
@@ -23,7 +28,11 @@ def world():
 
 def trainer(steps, batch=16, every=1000):
     return TrainerConfig(
-        accelerator="cpu", devices=1, max_steps=steps, batch_size=batch, checkpoint_every_n_steps=every
+        accelerator=TEST_ACCELERATOR,
+        devices=1,
+        max_steps=steps,
+        batch_size=batch,
+        checkpoint_every_n_steps=every,
     )
 
 

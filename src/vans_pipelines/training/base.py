@@ -15,9 +15,27 @@ from vans_pipelines.training.trainer import OptimConfig, make_optimizer
 
 
 class TrainingModule(L.LightningModule):
-    """Subclasses set ``self.optim`` and list their trainable modules by registering them as attributes."""
+    """Subclasses set ``self.optim`` and list their trainable modules by registering them as attributes.
+    Parts they use but do not register (a frozen renderer, the scorer, a VAE) are named by
+    :meth:`unregistered_parts`; they follow the module to its device for training and back after."""
 
     optim: OptimConfig
+
+    def unregistered_parts(self) -> Sequence[object]:
+        """Objects with ``.to(device)`` the module moves itself (Lightning moves only registered ones)."""
+        return ()
+
+    def _move_unregistered(self) -> None:
+        for part in self.unregistered_parts():
+            part.to(self.device)
+
+    def on_fit_start(self) -> None:
+        self._move_unregistered()
+
+    def on_fit_end(self) -> None:
+        # Lightning has just moved the registered modules back (to the CPU after GPU training): the rest
+        # follows, so the model is on one device again when training returns.
+        self._move_unregistered()
 
     def configure_optimizers(self):
         return make_optimizer(list(self.parameters()), self.optim, self.trainer.max_steps)

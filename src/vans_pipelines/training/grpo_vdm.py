@@ -91,9 +91,11 @@ class GRPOVDMModule(GRPOModule):
             {"grpo": asdict(grpo), "weights": dict(weights), "optim": asdict(optim), "sde": asdict(sde)}
         )
 
+    def unregistered_parts(self) -> Sequence[object]:
+        return (self.vdm, self.scorer)
+
     def on_fit_start(self) -> None:
-        self.vdm.to(self.device)
-        self.scorer.to(self.device)
+        super().on_fit_start()
         for name, module in self.vdm.modules().items():
             if name != "transformer":
                 module.eval().requires_grad_(False)

@@ -156,9 +156,11 @@ class GRPOVLMModule(GRPOModule):
             }
         )
 
+    def unregistered_parts(self) -> Sequence[object]:
+        return (self.vdm, self.scorer)
+
     def on_fit_start(self) -> None:
-        self.vdm.to(self.device)
-        self.scorer.to(self.device)
+        super().on_fit_start()
         for module in self.vdm.modules().values():
             module.eval().requires_grad_(False)
 

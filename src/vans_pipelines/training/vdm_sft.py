@@ -3,6 +3,7 @@ flow matching of the transformer on (caption, context) → target clip."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -70,8 +71,10 @@ class VDMSFTModule(TrainingModule):
             }
         )
 
+    def unregistered_parts(self) -> Sequence[object]:
+        return (self.vdm.vae,)
+
     def on_train_start(self) -> None:
-        self.vdm.vae.to(self.device)
         if not self.hparams.train_text_encoder:
             self.text_encoder.eval()
 

@@ -5,8 +5,10 @@ a deleted output is rebuilt with identical metrics (same seed); ``dvc exp run -S
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,41 @@ def test_dvc_exp_run_sweeps_a_parameter(dvc_project):
     assert metrics["seeds"] == [0]
     shown = sh(dvc_project, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "evaluate.seeds" in shown
+
+
+@pytest.mark.slow
+def test_a_killed_dvc_repro_resumes_training_from_its_checkpoint(dvc_project):
+    """SIGKILL `dvc repro` (and its kedro child) once stage 1 has written a checkpoint; the next `dvc repro`
+    re-runs the stage, which resumes from that checkpoint instead of starting over."""
+    set_params(dvc_project, "grpo_vlm", {"trainer": {"max_steps": 40, "checkpoint_every_n_steps": 2}})
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "KEDRO_DISABLE_TELEMETRY": "true",
+    }
+    process = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=dvc_project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoints = dvc_project / "data" / "06_models" / "resume" / "grpo_vlm"
+    deadline = time.monotonic() + 600
+    while (
+        not list(checkpoints.glob("*/last.ckpt")) and process.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert process.poll() is None, "stage 1 finished before it could be killed"
+    time.sleep(0.5)  # let the checkpoint write complete
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    log = sh(dvc_project, "dvc", "repro")
+    assert "grpo_vlm" in stages_run(log)
+    report = json.loads((dvc_project / "data" / "08_reporting" / "grpo_vlm_report.json").read_text())
+    assert report["steps"] == 40 and report["resumed_from_step"] >= 2
+    assert not list(checkpoints.glob("*/last.ckpt"))  # removed once the stage completed
+    assert stages_run(sh(dvc_project, "dvc", "repro")) == set()

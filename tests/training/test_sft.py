@@ -132,3 +132,17 @@ def test_a_batch_larger_than_the_split_names_its_key(world):
     check_batch_fits("sft.vlm.trainer.batch_size", 32, train, processes=2)
     with pytest.raises(ValueError, match=r"sft\.vlm\.trainer\.batch_size: 33 x 2 process\(es\) is larger"):
         check_batch_fits("sft.vlm.trainer.batch_size", 33, train, processes=2)
+
+
+def test_a_truncated_checkpoint_is_dropped_and_the_stage_starts_over(world, tmp_path, caplog):
+    _, _, train, _, tokenizer = world
+    paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test")
+    last = tmp_path / "ckpt" / "sft_vlm" / "k" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"PK\x03\x04 truncated by a kill")
+    module = VLMSFTModule(
+        build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0), OptimConfig(lr=1e-3), log_samples=0
+    )
+    result = fit(module, SamplesDataModule(train, None, 8, 0), trainer(2, batch=8), paths, "sft_vlm", "k")
+    assert result.resumed_from_step is None and result.global_step == 2
+    assert "starting this stage over" in caplog.text

@@ -199,8 +199,12 @@ def fit(
     last = checkpoint_dir / "last.ckpt"
     resumed = None
     if last.is_file():
-        resumed = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
-        log.info("%s: resuming from %s (step %d)", stage, last, resumed)
+        try:
+            resumed = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+            log.info("%s: resuming from %s (step %d)", stage, last, resumed)
+        except Exception as err:  # a process killed while writing it leaves a truncated file
+            log.warning("%s: cannot read %s (%s); starting this stage over", stage, last, err)
+            last.unlink()
     trainer = build_trainer(config, paths, stage, checkpoint_dir, callbacks)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed is not None else None)

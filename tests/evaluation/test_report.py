@@ -24,9 +24,15 @@ def summary():
 
 def test_report_names_the_winner_the_extractor_and_labels_the_papers_table():
     best = {"rouge_l": ["joint_grpo"], "clip_v": ["joint_grpo"], "fvd": ["joint_grpo"]}
+    comparison = {
+        "rouge_l": {"ours": 0.45, "baseline": 0.4, "delta": 0.05, "standard_error": 0.01, "pairs": 8},
+        "fvd": {"ours": 1.5, "baseline": 2.0, "delta": -0.5, "standard_error": 0.3, "pairs": 2},
+    }
+    comparison["rouge_l"]["verdict"], comparison["fvd"]["verdict"] = "ahead", "within noise"
     text = report.markdown_report(
         summary(),
         best,
+        comparison=comparison,
         feature_extractor="TinyScorer embeddings",
         seeds=[0, 1],
         num_samples=8,
@@ -36,8 +42,14 @@ def test_report_names_the_winner_the_extractor_and_labels_the_papers_table():
     assert "Joint-GRPO: best (or tied best) on 3 metric(s)" in text
     assert "FVD feature extractor: TinyScorer embeddings" in text
     assert "**0.4500**" in text and "**1.5000 ± 0.1000**" in text
-    assert "ROUGE-L: Joint-GRPO 0.4500 vs SFT cascade 0.4000 (+0.0500, seed std 0.0000): **ahead**" in text
-    assert "FVD ↓: Joint-GRPO 1.5000 vs SFT cascade 2.0000 (-0.5000, seed std 0.1000): **ahead**" in text
+    assert (
+        "ROUGE-L: Joint-GRPO 0.4500 vs SFT cascade 0.4000 (+0.0500 ± 0.0100 SE over 8 paired samples): "
+        "**ahead**" in text
+    )
+    assert (
+        "FVD ↓: Joint-GRPO 1.5000 vs SFT cascade 2.0000 (-0.5000 ± 0.3000 SE over 2 per-seed pairs): "
+        "**within noise**" in text
+    )
     assert "The paper's reported figures (its own data and models, not this run)" in text
     assert "| procedural | Joint-GRPO (VANS) | 0.3631 | 78.32 | 0.8021 | 0.3824 |" in text
 

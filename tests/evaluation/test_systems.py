@@ -8,6 +8,7 @@ from vans_pipelines.evaluation.systems import (
     SYSTEMS,
     caption_metrics,
     evaluate_systems,
+    paired_comparison,
     system_by_name,
     winners,
 )
@@ -62,12 +63,42 @@ def test_caption_metrics_count_exact_events_only():
     assert summary["rouge_l"] == pytest.approx(rouge.mean()) and 0 < summary["bleu_4"] < summary["bleu_1"]
 
 
-def test_winners_take_the_lowest_fvd_and_share_ties():
+def test_winners_take_the_lowest_fvd_share_ties_and_skip_all_tied_or_unranked_metrics():
     def system(rouge, fvd):
-        return {"metrics": {"rouge_l": {"mean": rouge, "std": 0}, "fvd": {"mean": fvd, "std": 0}}}
+        metrics = {"rouge_l": rouge, "fvd": fvd, "event_accuracy": 0.0, "motion": fvd}
+        return {"metrics": {k: {"mean": v, "std": 0} for k, v in metrics.items()}}
 
     best = winners({"a": system(0.5, 3.0), "b": system(0.5, 1.0), "c": system(0.4, 2.0)})
     assert best == {"rouge_l": ["a", "b"], "fvd": ["b"]}
+
+
+def test_paired_comparison_needs_two_standard_errors():
+    def system(per_seed_fvd):
+        return {
+            "metrics": {
+                "rouge_l": {"mean": 0.0, "std": 0.0, "per_seed": [0.0]},
+                "clip_v": {"mean": 0.0, "std": 0.0, "per_seed": [0.0]},
+                "fvd": {"mean": float(np.mean(per_seed_fvd)), "std": 0.0, "per_seed": per_seed_fvd},
+            }
+        }
+
+    ids = [f"s{i}" for i in range(8)]
+    rows = []
+    for name, shift in (("ours", 1.0), ("base", 0.0)):
+        for i, sample in enumerate(ids):
+            rows.append(
+                {"system": name, "sample_id": sample, "rouge_l": shift + (i % 2), "clip_v": (i % 2) * 3.0}
+            )
+    rows += [{"system": "ours", "sample_id": "s0", "rouge_l": np.nan, "clip_v": 99.0}]  # a second seed of s0
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    out = paired_comparison({"ours": system([1.0, 1.2]), "base": system([2.0, 2.1])}, table, "ours", "base")
+    assert out["rouge_l"]["delta"] == pytest.approx(1.0) and out["rouge_l"]["verdict"] == "ahead"
+    assert out["rouge_l"]["standard_error"] == pytest.approx(0.0) and out["rouge_l"]["pairs"] == 8
+    assert out["clip_v"]["verdict"] == "within noise"  # one sample's seeds averaged: (0 + 99) / 2 - 0
+    assert out["fvd"]["delta"] == pytest.approx(-0.95) and out["fvd"]["pairs"] == 2
+    assert out["fvd"]["verdict"] == "ahead"  # lower FVD, beyond 2 SE of the per-seed differences
 
 
 def test_unknown_system_names_the_key():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from vans_pipelines.evaluation.systems import LOWER_IS_BETTER, TEXT_METRICS, VIDEO_METRICS
+from vans_pipelines.evaluation.systems import TEXT_METRICS, VIDEO_METRICS
 
 # From ../shared/PAPER.md: the paper's figures on its own benchmarks (real videos, Qwen2.5-VL-3B +
 # Wan2.1-1.3B, I3D FVD). Never comparable with numbers measured on the synthetic world.
@@ -81,26 +81,19 @@ def markdown_table(summary: Mapping[str, Any], metrics: Sequence[str], best: Map
     return "\n".join(lines)
 
 
-def headline(
-    summary: Mapping[str, Any], ours: str = "joint_grpo", baseline: str = "sft_cascade"
-) -> list[str]:
-    """One line per headline metric: is ``ours`` ahead of ``baseline``, by how much, against the seeds'
-    spread."""
-    if ours not in summary or baseline not in summary:
-        return []
+def headline(comparison: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per headline metric of a :func:`~vans_pipelines.evaluation.systems.paired_comparison`:
+    Joint-GRPO against the SFT cascade, the paired difference, its standard error and the verdict."""
     lines = []
     for metric in HEADLINE:
-        a = summary[ours]["metrics"].get(metric)
-        b = summary[baseline]["metrics"].get(metric)
-        if a is None or b is None or np.isnan(a["mean"]) or np.isnan(b["mean"]):
+        c = comparison.get(metric)
+        if c is None:
             continue
-        delta = a["mean"] - b["mean"]
-        ahead = delta < 0 if metric in LOWER_IS_BETTER else delta > 0
-        spread = max(a["std"], b["std"])
-        verdict = "ahead" if ahead else ("tied" if delta == 0 else "behind")
+        unit = "per-seed pairs" if metric == "fvd" else "paired samples"
         lines.append(
-            f"- {METRIC_LABELS.get(metric, metric)}: Joint-GRPO {a['mean']:.4f} vs SFT cascade "
-            f"{b['mean']:.4f} ({delta:+.4f}, seed std {spread:.4f}): **{verdict}**"
+            f"- {METRIC_LABELS.get(metric, metric)}: Joint-GRPO {c['ours']:.4f} vs SFT cascade "
+            f"{c['baseline']:.4f} ({c['delta']:+.4f} ± {c['standard_error']:.4f} SE over {c['pairs']} "
+            f"{unit}): **{c['verdict']}**"
         )
     return lines
 
@@ -109,6 +102,7 @@ def markdown_report(
     summary: Mapping[str, Any],
     best: Mapping[str, list[str]],
     *,
+    comparison: Mapping[str, Mapping[str, Any]] | None = None,
     feature_extractor: str,
     seeds: Sequence[int],
     num_samples: int,
@@ -139,9 +133,10 @@ def markdown_report(
             for name, count in wins.items()
         ],
         "",
-        "Joint-GRPO against the SFT cascade:",
+        "Joint-GRPO against the SFT cascade (paired: the same test samples and noise draws; a verdict "
+        "needs a difference beyond two standard errors):",
         "",
-        *headline(summary),
+        *headline(comparison or {}),
         "",
         "## Captions",
         "",

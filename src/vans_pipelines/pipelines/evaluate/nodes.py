@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from vans_pipelines.evaluation import report
 from vans_pipelines.evaluation.features import build_features
-from vans_pipelines.evaluation.systems import evaluate_systems, system_by_name, winners
+from vans_pipelines.evaluation.systems import evaluate_systems, paired_comparison, system_by_name, winners
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
@@ -74,6 +74,9 @@ def evaluate_systems_node(
         "seconds": round(time.perf_counter() - started, 2),
         "systems": result.summary,
         "best": best,
+        "joint_grpo_vs_sft_cascade": paired_comparison(
+            result.summary, result.samples, "joint_grpo", "sft_cascade"
+        ),
     }
     keep = params.grid.samples
     clips = {
@@ -81,7 +84,7 @@ def evaluate_systems_node(
         "ground truth": result.reference.targets[:keep],
         **result.answers,
     }
-    for line in report.headline(result.summary):
+    for line in report.headline(metrics["joint_grpo_vs_sft_cascade"]):
         logger.info("evaluate: %s", line.removeprefix("- ").replace("**", ""))
     return metrics, result.samples, clips
 
@@ -116,5 +119,6 @@ def write_report_node(metrics: dict[str, Any]) -> str:
         num_samples=metrics["samples"],
         scorer=metrics["scorer"],
         files=REPORT_FILES,
+        comparison=metrics.get("joint_grpo_vs_sft_cascade"),
     )
     return text + "\n![metric bars](metric_bars.png)\n\n![training reward curves](training_curves.png)\n"

@@ -1,10 +1,11 @@
 """Stage times of the main job (`kedro run`, the ``__default__`` pipeline) on the embedded default.
 
-    .venv/bin/python benchmarks/stage_times.py [--project DIR] [--stages ingest,caption,...]
+    .venv/bin/python benchmarks/stage_times.py [--project DIR] [--stages ingest,caption,...] > /dev/null
 
 Runs the stages in order, each as one Kedro session in this process (what `kedro run` does, split at
 the stage boundaries, which are all persisted), in a throw-away copy of the project unless ``--project``
-names one, and prints each stage's wall time, the total, and the total against the 10-minute target.
+names one, and prints each stage's wall time, the total, and the total against the 10-minute target
+(to stderr; Kedro's own log goes to stdout).
 """
 
 from __future__ import annotations
@@ -54,12 +55,16 @@ def main() -> None:
             times[stage] = time.perf_counter() - start
             print(f"{stage:>10}: {times[stage]:7.1f} s", file=sys.stderr, flush=True)
     total = sum(times.values())
-    print(f"\nstage times on {os.cpu_count()} CPU cores (project: {'copy' if not args.project else project})")
+    out = sys.stderr
+    print(
+        f"\nstage times on {os.cpu_count()} CPU cores (project: {'copy' if not args.project else project})",
+        file=out,
+    )
     for stage, seconds in times.items():
-        print(f"  {stage:<10} {seconds:7.1f} s  {seconds / total:6.1%}")
-    print(f"  {'total':<10} {total:7.1f} s  = {total / 60:.1f} min")
+        print(f"  {stage:<10} {seconds:7.1f} s  {seconds / total:6.1%}", file=out)
+    print(f"  {'total':<10} {total:7.1f} s  = {total / 60:.1f} min", file=out)
     if stages == STAGES:
-        print(f"  total / 10-minute target = {total / TARGET_SECONDS:.2f} (must be < 1)")
+        print(f"  total / 10-minute target = {total / TARGET_SECONDS:.2f} (must be < 1)", file=out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ VDM_REWARDS = {"video_fidelity": 1.0, "semantic_alignment": 1.0}
 
 # CPU in CI; VANS_TEST_ACCELERATOR=gpu runs these training tests on a GPU (the CUDA path).
 TEST_ACCELERATOR = os.environ.get("VANS_TEST_ACCELERATOR", "cpu")
+TEST_PRECISION = os.environ.get("VANS_TEST_PRECISION", "32-true")  # e.g. bf16-mixed, the paper recipe's
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,7 @@ def trainer(steps, every=1000):
     return manual_trainer_config(
         TrainerConfig(
             accelerator=TEST_ACCELERATOR,
+            precision=TEST_PRECISION,
             devices=1,
             max_steps=steps,
             batch_size=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,11 +80,8 @@ def oracle_event_scores(
 ) -> dict[str, np.ndarray]:
     """Per clip: does the oracle read back exactly the expected event (``event``), and its kind (``kind``)?"""
     exact, kind = [], []
-    for clip, expected in zip(videos, events, strict=True):
-        if isinstance(expected, str):
-            expected = json.loads(expected)
-        if isinstance(expected, dict):
-            expected = Event.from_dict(expected)
+    for clip, value in zip(videos, events, strict=True):
+        expected = Event.parse(value)
         seen = read_event(np.asarray(clip))
         exact.append(float(seen == expected))
         kind.append(float(seen is not None and seen.kind == expected.kind))

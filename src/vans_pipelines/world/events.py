@@ -15,6 +15,7 @@ frame at any configured size.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -47,6 +48,22 @@ class Event:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
         return cls(kind=d["kind"], subject=d["subject"], detail=d.get("detail"))
+
+    @classmethod
+    def parse(cls, value: Event | dict[str, Any] | str | float | None) -> Event | None:
+        """An event as triplet indexes and tables hold it (an Event, its dict, or its JSON); None when
+        absent (None, or NaN from a table column of a split without events).
+
+        >>> Event.parse('{"kind": "fall", "subject": "red square"}')
+        Event(kind='fall', subject='red square', detail=None)
+        >>> Event.parse(float("nan")) is None
+        True
+        """
+        if value is None or (isinstance(value, float) and value != value):
+            return None
+        if isinstance(value, str):
+            value = json.loads(value)
+        return cls.from_dict(value) if isinstance(value, dict) else value
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ noise, so video metrics are reported as mean and std over seeds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,29 +59,18 @@ def system_by_name(names: Sequence[str]) -> list[System]:
     return [known[n] for n in names]
 
 
-def _event(value: Any) -> Event | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, str):
-        value = json.loads(value)
-    return Event.from_dict(value) if isinstance(value, dict) else value
-
-
 @torch.no_grad()
 def answer_captions(
-    vlm: VisionLanguageModel,
-    samples: Dataset,
-    *,
-    max_new_tokens: int,
-    batch_size: int = 32,
-    limit: int | None = None,
+    vlm: VisionLanguageModel, reference: Reference, *, max_new_tokens: int, batch_size: int = 32
 ) -> pd.DataFrame:
     """The VLM's greedy answer to each sample: full completion, parsed reasoning and caption."""
     vlm.model.eval()
     rows = []
-    for _, batch in ordered_batches(samples, batch_size, limit):
-        texts = vlm.generate(list(batch["context"]), batch["question"], max_new_tokens=max_new_tokens).texts
-        for sample_id, text in zip(batch["sample_id"], texts, strict=True):
+    for start in range(0, len(reference.sample_ids), batch_size):
+        part = slice(start, start + batch_size)
+        contexts = list(reference.contexts[part])
+        texts = vlm.generate(contexts, reference.questions[part], max_new_tokens=max_new_tokens).texts
+        for sample_id, text in zip(reference.sample_ids[part], texts, strict=True):
             answer = parse_answer(text)
             rows.append(
                 {
@@ -103,7 +91,7 @@ def caption_metrics(
     synthetic world also the share of captions that name exactly the ground-truth event. Returns the
     summary and per-sample ROUGE-L and event correctness (NaN without events)."""
     rouge = rouge_l(predictions, references)
-    expected = [_event(e) for e in events]
+    expected = [Event.parse(e) for e in events]
     if all(e is not None for e in expected):
         event_ok = np.array(
             [float(parse_caption(p) == e) for p, e in zip(predictions, expected, strict=True)]
@@ -120,13 +108,12 @@ def caption_metrics(
 def render_answers(
     vdm: VideoDiffusionModel,
     captions: Sequence[str],
-    samples: Dataset,
+    contexts: np.ndarray,
     *,
     frames: int,
     num_steps: int,
     seed: int,
     batch_size: int = 32,
-    limit: int | None = None,
 ) -> np.ndarray:
     """ODE samples (the deployed sampler) of each caption with its sample's context: uint8
     ``[N, T, H, W, 3]``. Noise depends on the seed and the sample's position only, so two systems see
@@ -134,11 +121,11 @@ def render_answers(
     for part in vdm.modules().values():
         part.eval()
     clips = []
-    for start, batch in ordered_batches(samples, batch_size, limit):
+    for start in range(0, len(contexts), batch_size):
         clips.append(
             vdm.sample(
-                list(captions[start : start + len(batch["sample_id"])]),
-                batch["context"],
+                list(captions[start : start + batch_size]),
+                contexts[start : start + batch_size],
                 frames=frames,
                 num_steps=num_steps,
                 seed=seed * 100_003 + start,
@@ -194,7 +181,7 @@ def video_metrics(
         "clip_v": torch.cat(clip_v).float().cpu().numpy(),
         "clip_t": torch.cat(clip_t).float().cpu().numpy(),
     }
-    events = [_event(e) for e in reference.events]
+    events = [Event.parse(e) for e in reference.events]
     if all(e is not None for e in events):
         oracle = oracle_event_scores(list(videos), events)
         per_sample["event"], per_sample["event_kind"] = oracle["event"], oracle["kind"]
@@ -244,16 +231,15 @@ def evaluate_systems(
     limit: int | None = None,
     keep_clips: int = 4,
 ) -> Evaluation:
-    """Every system on ``samples``: captions once per VLM, clips once per (VLM, VDM, seed)."""
+    """Every system on ``samples`` (read once): captions once per VLM, clips once per (VLM, VDM,
+    seed)."""
     if not seeds:
         raise ValueError("evaluate.seeds: give at least one seed")
     reference = Reference.of(samples, limit)
     reference_features = features(list(reference.targets))
     frames = reference.targets.shape[1]
     captions = {
-        key: answer_captions(
-            vlms[key], samples, max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit
-        )
+        key: answer_captions(vlms[key], reference, max_new_tokens=max_new_tokens, batch_size=batch_size)
         for key in dict.fromkeys(s.vlm for s in systems)
     }
     summary: dict[str, Any] = {}
@@ -282,12 +268,11 @@ def evaluate_systems(
                 clips = render_answers(
                     vdms[system.vdm],
                     predicted,
-                    samples,
+                    reference.contexts,
                     frames=frames,
                     num_steps=num_steps,
                     seed=seed,
                     batch_size=batch_size,
-                    limit=limit,
                 )
                 seed_summary, seed_samples = video_metrics(
                     clips, reference, scorer, features, reference_features

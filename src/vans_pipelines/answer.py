@@ -130,12 +130,11 @@ def write_video(frames: np.ndarray, out: Path, fps: float) -> None:
     """H.264 mp4 (or lossless when the name ends in .mkv), written beside ``out`` and renamed into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    even = np.ascontiguousarray(frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2])
     try:
         if out.suffix.lower() == ".mkv":
             encode_video(frames, str(tmp), fps=fps, container_format="matroska")
         else:
-            encode_video(even, str(tmp), fps=fps, codec="libx264")
+            encode_video(frames, str(tmp), fps=fps, codec="libx264")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -64,3 +64,10 @@ def test_decode_truncated_file(cut_video, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError):
         decode_resampled(str(truncated), fps=8, height=32, width=32)
+
+
+def test_lossy_encode_drops_an_odd_last_row_and_column(tmp_path):
+    """yuv420p needs even sizes: encode_video crops, so every caller may pass any size."""
+    frames = np.full((3, 17, 23, 3), 128, np.uint8)
+    encode_video(frames, str(tmp_path / "odd.mp4"), fps=8, codec="libx264")
+    assert decode_all(str(tmp_path / "odd.mp4")).shape == (3, 16, 22, 3)

@@ -71,8 +71,7 @@ class VideoFileDataset(AbstractDataset[np.ndarray, np.ndarray]):
                     loop=0,
                 )
             else:
-                even = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
-                encode_video(np.ascontiguousarray(even), f, fps=self._fps, codec="libx264")
+                encode_video(frames, f, fps=self._fps, codec="libx264")
 
     def _exists(self) -> bool:
         return self._fs.exists(self._path)

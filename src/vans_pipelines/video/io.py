@@ -157,6 +157,9 @@ def encode_video(
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames [T, H, W, 3], got {frames.dtype} {frames.shape}")
     lossless = codec == "libx264rgb"
+    if not lossless:
+        # yuv420p halves the chroma planes: width and height must be even (an odd last row / column goes).
+        frames = np.ascontiguousarray(frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2])
     opts = {"qp": "0", "preset": "veryfast"} if lossless else {"crf": "18", "preset": "veryfast"}
     opts.update(options or {})
     with av.open(target, mode="w", format=container_format) as container:

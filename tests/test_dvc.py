@@ -22,14 +22,18 @@ TINY_TUNE = {"tune": {"n_trials": 2, "steps": 2, "report_every": 1, "val_limit":
 STAGES = {"ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate", "tune"}
 
 
-def sh(project: Path, *cmd: str) -> str:
+def dvc_env() -> dict[str, str]:
+    """DVC stages call `kedro`: this environment's bin folder goes first on PATH."""
     bin_dir = str(Path(sys.executable).parent)
-    env = {
+    return {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "KEDRO_DISABLE_TELEMETRY": "true",
     }
-    result = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+def sh(project: Path, *cmd: str) -> str:
+    result = subprocess.run(cmd, cwd=project, env=dvc_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (
         f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
@@ -106,16 +110,10 @@ def test_a_killed_dvc_repro_resumes_training_from_its_checkpoint(dvc_project):
     """SIGKILL `dvc repro` (and its kedro child) once stage 1 has written a checkpoint; the next `dvc repro`
     re-runs the stage, which resumes from that checkpoint instead of starting over."""
     set_params(dvc_project, "grpo_vlm", {"trainer": {"max_steps": 40, "checkpoint_every_n_steps": 2}})
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "KEDRO_DISABLE_TELEMETRY": "true",
-    }
     process = subprocess.Popen(
         ["dvc", "repro"],
         cwd=dvc_project,
-        env=env,
+        env=dvc_env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

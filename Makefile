@@ -40,6 +40,7 @@ test: setup browser
 bench: setup
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/wan_vae.py
 	$(BIN)/python benchmarks/grpo_sde.py
 	$(BIN)/python benchmarks/grpo_stage1_vs_trl.py
 

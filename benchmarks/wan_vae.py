@@ -1,0 +1,82 @@
+"""The single-frame path through the Wan VAE (``models/wan_vae.py``) against diffusers' own 3D path, on the
+tiny default VAE, measured side by side in one run: frame-folded decode of generated clips, encode of
+frames, and one VAE-fit training step (encode + decode + backward).
+
+    .venv/bin/python benchmarks/wan_vae.py [--repeats 5] [--clips 32]
+
+Prints the seconds of each and the ratio fast / diffusers (lower is better), and the largest output
+difference (float rounding only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Callable
+
+import torch
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+
+from vans_pipelines.models.tokenizer import build_word_tokenizer
+from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d
+
+
+def best_of(repeats: int, fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clips", type=int, default=32, help="clips of 16 frames, 32x32")
+    args = parser.parse_args()
+
+    vdm = build_tiny_vdm(build_word_tokenizer(["a red circle falls."]), TinyVDMSpec(), Conditioning(), seed=0)
+    fast = vdm.vae
+    plain = copy.deepcopy(fast)
+    for module in plain.modules():
+        if type(module) is SingleFrameCausalConv3d:
+            module.__class__ = WanCausalConv3d
+    torch.manual_seed(0)
+    latents = torch.randn(args.clips * 16, fast.config.z_dim, 1, 8, 8)
+    frames = torch.rand(args.clips * 16, 3, 1, 32, 32) * 2 - 1
+    fit_frames = frames[:32]
+
+    def decode(vae):
+        with torch.no_grad():
+            return vae.decode(latents).sample
+
+    def encode(vae):
+        with torch.no_grad():
+            return vae.encode(frames).latent_dist.mode()
+
+    def fit_step(vae):
+        vae.zero_grad()
+        torch.manual_seed(0)  # the same posterior sample on both sides
+        recon = vae.decode(vae.encode(fit_frames).latent_dist.sample()).sample
+        loss = (recon - fit_frames).abs().mean()
+        loss.backward()
+        return loss.detach()
+
+    print(f"tiny Wan VAE, {args.clips} clips x 16 frames of 32x32, best of {args.repeats}")
+    print(f"{'pass':<28}{'diffusers s':>12}{'fast s':>10}{'ratio':>8}{'max |diff|':>12}")
+    for name, fn in (
+        (f"decode {args.clips * 16} frames", decode),
+        (f"encode {args.clips * 16} frames", encode),
+        ("VAE-fit step (32 frames)", fit_step),
+    ):
+        t_plain, out_plain = best_of(args.repeats, lambda fn=fn: fn(plain))
+        t_fast, out_fast = best_of(args.repeats, lambda fn=fn: fn(fast))
+        diff = float((out_plain - out_fast).abs().max())
+        print(f"{name:<28}{t_plain:>12.3f}{t_fast:>10.3f}{t_fast / t_plain:>8.2f}{diff:>12.1e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -311,7 +311,11 @@ class AnchorParams(_Strict):
 
 
 class GRPOVDMEvalParams(_Strict):
+    """Val figures before / after stage 2: ODE samples from every val anchor, ``draws`` noise draws per
+    anchor for each seed (a seed's figure is the mean over anchors and draws)."""
+
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    draws: int = Field(1, ge=1)
     limit: int | None = Field(None, ge=1)
     num_steps: int = Field(10, ge=1)  # ODE (deployed) sampler steps
 

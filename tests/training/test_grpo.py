@@ -229,6 +229,19 @@ def test_evaluations_report_totals_spread_and_the_oracle(world):
     assert two["total_seed_std"] == 0.0  # one seed: no spread
 
 
+def test_stage2_draws_average_more_noise_per_seed(world):
+    """With ``draws`` a seed's figure is the mean over anchors and draws; draw 0 is the single-draw
+    evaluation itself, and the other draws bring different noise."""
+    _, val, _, vdm, scorer = world
+    single = evaluate_stage2(vdm, scorer, anchored(val), VDM_REWARDS, num_steps=2, seeds=[0])
+    double = evaluate_stage2(vdm, scorer, anchored(val), VDM_REWARDS, num_steps=2, seeds=[0], draws=2)
+    assert double["samples"] == single["samples"] == 4 and double["draws"] == 2
+    second_draw = 2 * double["total"] - single["total"]
+    assert second_draw != pytest.approx(single["total"], abs=1e-6)
+    for name, value in single["rewards"].items():
+        assert double["rewards"][name] != pytest.approx(value, abs=1e-7) or name == "oracle_event"
+
+
 def test_a_stage_adapter_is_merged_before_the_next_stage_adds_its_own(world):
     _, val, vlm, _, _ = world
     vlm = copy.deepcopy(vlm)

@@ -187,12 +187,14 @@ def evaluate_stage2(
     *,
     num_steps: int,
     seeds: Sequence[int],
+    draws: int = 1,
     batch_size: int = 32,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """The stage-2 reward of ODE samples (the deployed sampler) from each anchor caption and context, one
-    noise draw per seed; plus motion (generated vs ground truth) and the oracle's event accuracy
-    (analysis only, not in the total)."""
+    """The stage-2 reward of ODE samples (the deployed sampler) from each anchor caption and context,
+    ``draws`` noise draws per anchor for each seed; plus motion (generated vs ground truth) and the oracle's
+    event accuracy (analysis only, not in the total). Each (seed, draw, batch) has its own noise, the same
+    for every model evaluated, so before / after comparisons are paired."""
     per_seed: list[dict[str, list[torch.Tensor]]] = [{} for _ in seeds]
     motions, target_motions = [], []
     names = list(weights) + (["oracle_event"] if "oracle_event" not in weights else [])
@@ -200,21 +202,23 @@ def evaluate_stage2(
         has_events = all(e is not None for e in batch["event"])
         wanted = {n: weights.get(n, 0.0) for n in names if n != "oracle_event" or has_events}
         for k, seed in enumerate(seeds):
-            clips = vdm.sample(
-                batch["anchor"],
-                batch["context"],
-                frames=batch["target"].shape[1],
-                num_steps=num_steps,
-                seed=seed * 100_003 + start,
-            )
-            for name, values in stage2_rewards(wanted, clips, batch, scorer, 1).items():
-                per_seed[k].setdefault(name, []).append(values)
-            if k == 0:
-                motions.append(motion(clips))
-                target_motions.append(motion(batch["target"]))
+            for draw in range(draws):
+                clips = vdm.sample(
+                    batch["anchor"],
+                    batch["context"],
+                    frames=batch["target"].shape[1],
+                    num_steps=num_steps,
+                    seed=seed * 100_003 + draw * 10_007 + start,
+                )
+                for name, values in stage2_rewards(wanted, clips, batch, scorer, 1).items():
+                    per_seed[k].setdefault(name, []).append(values)
+                if k == 0 and draw == 0:
+                    motions.append(motion(clips))
+                    target_motions.append(motion(batch["target"]))
     merged = [{n: torch.cat(v) for n, v in seed_rewards.items()} for seed_rewards in per_seed]
     return {
-        "samples": len(next(iter(merged[0].values()))),
+        "samples": len(next(iter(merged[0].values()))) // draws,
+        "draws": draws,
         **reward_summary(merged, weights),
         "motion": float(np.mean(motions)),
         "target_motion": float(np.mean(target_motions)),

@@ -103,7 +103,7 @@ def train_grpo_vdm(
         )
     vdm = sft_vdm
     run_key = fingerprint(params, sorted(train.anchors.items()), weights_fingerprint(vdm.transformer))
-    evaluation = {"num_steps": params.eval.num_steps, "seeds": params.eval.seeds, "limit": params.eval.limit}
+    evaluation = params.eval.model_dump()
     started = time.perf_counter()
     before = evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation)
     vdm.start_adapter(params.lora, seed=params.trainer.seed)

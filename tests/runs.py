@@ -50,8 +50,12 @@ ALL_TINY: dict[str, Any] = {**TINY, **SMALL_GRPO, **SMALL_EVAL}
 
 
 def run(
-    project: Path, pipelines: list[str], runtime_params: dict[str, Any] | None = None, env: str | None = None
+    project: Path,
+    pipelines: list[str],
+    runtime_params: dict[str, Any] | None = None,
+    env: str | None = None,
+    nodes: list[str] | None = None,
 ):
     bootstrap_project(project)
     with KedroSession.create(project_path=project, runtime_params=runtime_params, env=env) as session:
-        return session.run(pipeline_names=pipelines)
+        return session.run(pipeline_names=pipelines, node_names=nodes)

@@ -78,7 +78,7 @@ def test_dvc_repro_runs_all_then_nothing_then_only_what_changed(dvc_project):
     assert stages_run(second) == set(), second
 
     # A stage-2 parameter: grpo_vdm and evaluate re-run; nothing upstream, not tune.
-    set_params(dvc_project, "grpo_vdm", {"optim": {"lr": 1e-3}})
+    set_params(dvc_project, "grpo_vdm", {"optim": {"lr": 2e-3}})
     third = sh(dvc_project, "dvc", "repro")
     assert stages_run(third) == {"grpo_vdm", "evaluate"}, third
 

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from vans_pipelines.evaluation.features import VideoFeatures
 from vans_pipelines.metrics import bleu, frechet_distance, oracle_event_scores, rouge_l
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
-from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
 from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.grpo import motion
@@ -128,7 +128,7 @@ def render_answers(
                 contexts[start : start + batch_size],
                 frames=frames,
                 num_steps=num_steps,
-                seed=seed * 100_003 + start,
+                seed=eval_noise_seed(seed, start),
             )
         )
     return np.concatenate(clips)

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
-from vans_pipelines.models.vdm import VideoDiffusionModel, to_uint8_video
+from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed, to_uint8_video
 from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, gaussian_kl, sample_sde, sde_step, sigma_cap
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
 from vans_pipelines.training.data import ordered_batches
@@ -208,7 +208,7 @@ def evaluate_stage2(
                     batch["context"],
                     frames=batch["target"].shape[1],
                     num_steps=num_steps,
-                    seed=seed * 100_003 + draw * 10_007 + start,
+                    seed=eval_noise_seed(seed, start, draw),
                 )
                 for name, values in stage2_rewards(wanted, clips, batch, scorer, 1).items():
                     per_seed[k].setdefault(name, []).append(values)

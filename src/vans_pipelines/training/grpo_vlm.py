@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
-from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel, parse_answer
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
 from vans_pipelines.training.data import SamplesDataModule, ordered_batches
@@ -257,7 +257,7 @@ def evaluate_stage1(
                 batch["context"],
                 frames=batch["target"].shape[1],
                 num_steps=render_steps,
-                seed=seed * 100_003 + start,
+                seed=eval_noise_seed(seed, start),
             )
             wanted = {n: weights.get(n, 0.0) for n in names if n != "oracle_event" or has_events}
             for name, values in stage1_rewards(wanted, texts, clips, batch, scorer, 1).items():

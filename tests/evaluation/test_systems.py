@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from sacrebleu.metrics import BLEU
 
@@ -90,8 +91,6 @@ def test_paired_comparison_needs_two_standard_errors():
                 {"system": name, "sample_id": sample, "rouge_l": shift + (i % 2), "clip_v": (i % 2) * 3.0}
             )
     rows += [{"system": "ours", "sample_id": "s0", "rouge_l": np.nan, "clip_v": 99.0}]  # a second seed of s0
-    import pandas as pd
-
     table = pd.DataFrame(rows)
     out = paired_comparison({"ours": system([1.0, 1.2]), "base": system([2.0, 2.1])}, table, "ours", "base")
     assert out["rouge_l"]["delta"] == pytest.approx(1.0) and out["rouge_l"]["verdict"] == "ahead"

@@ -91,6 +91,28 @@ def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
     assert "rank 0: not writing" not in log
 
 
+@pytest.mark.slow
+def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, tmp_path):
+    """benchmarks/training_seeds.py: one stage run per training seed, each from the same SFT model (so the
+    val figure before training is the same for every seed), in a copy that leaves the project alone."""
+    from benchmarks.training_seeds import copy_project, run_seeds, summary
+
+    tensorboard = after_sft / "data" / "07_model_output" / "tensorboard"
+    tensorboard_runs_before = list(tensorboard.iterdir()) if tensorboard.exists() else []
+    project = copy_project(after_sft, tmp_path)
+    assert not (project / "data" / "07_model_output" / "tensorboard").exists()
+    rows = run_seeds(project, "grpo_vlm", [0, 1], {**TINY, **SMALL_GRPO})
+    assert [r["seed"] for r in rows] == [0, 1]
+    assert rows[0]["before"] == rows[1]["before"]
+    assert len(list((project / "data" / "07_model_output" / "tensorboard").iterdir())) == 2
+    assert (list(tensorboard.iterdir()) if tensorboard.exists() else []) == tensorboard_runs_before
+    report = json.loads((project / "data" / "08_reporting" / "grpo_vlm_report.json").read_text())
+    assert rows[1]["improvement"] == report["improvement"] and rows[1]["seed_spread"] == report["seed_spread"]
+    assert "beats the eval-seed spread in" in summary(rows) and "of 2" in summary(rows)
+    with pytest.raises(ValueError, match="--stage"):
+        run_seeds(project, "sft", [0])
+
+
 #: The embedded default's data, VLM SFT and stage 1; only the VDM (a frozen renderer in stage 1) is trained
 #: briefly: about 3 minutes on 2 CPU cores.
 DEFAULT_STAGE1 = {

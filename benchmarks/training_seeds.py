@@ -44,7 +44,13 @@ def parse_params(text: str) -> dict[str, Any]:
 
 
 def copy_project(source: Path, parent: Path) -> Path:
-    """The project's config and data in ``parent`` (no TensorBoard runs, no resume checkpoints)."""
+    """The project's config (``conf/base`` and the named environments, not ``local``) and data in
+    ``parent``, without TensorBoard runs or resume checkpoints."""
+    if not (source / "data" / "06_models").is_dir():
+        raise FileNotFoundError(
+            f"--project: {source / 'data' / '06_models'} does not exist; run the stages before the swept "
+            "one first (e.g. `kedro run --pipelines ingest,caption,sft` for grpo_vlm)"
+        )
     project = parent / "project"
     project.mkdir()
     shutil.copy(source / "pyproject.toml", project / "pyproject.toml")

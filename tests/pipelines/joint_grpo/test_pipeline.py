@@ -95,7 +95,12 @@ def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
 def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, tmp_path):
     """benchmarks/training_seeds.py: one stage run per training seed, each from the same SFT model (so the
     val figure before training is the same for every seed), in a copy that leaves the project alone."""
-    from benchmarks.training_seeds import copy_project, run_seeds, summary
+    from benchmarks.training_seeds import copy_project, parse_params, run_seeds, summary
+
+    # --params as `kedro run --params` reads them (numbers stay numbers)
+    assert parse_params("grpo_vlm.optim.lr=1e-3,grpo_vlm.grpo.group_size=4") == {
+        "grpo_vlm": {"optim": {"lr": 0.001}, "grpo": {"group_size": 4}}
+    }
 
     tensorboard = after_sft / "data" / "07_model_output" / "tensorboard"
     tensorboard_runs_before = list(tensorboard.iterdir()) if tensorboard.exists() else []
@@ -111,6 +116,8 @@ def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, t
     assert "beats the eval-seed spread in" in summary(rows) and "of 2" in summary(rows)
     with pytest.raises(ValueError, match="--stage"):
         run_seeds(project, "sft", [0])
+    with pytest.raises(FileNotFoundError, match="06_models"):
+        copy_project(tmp_path / "project" / "conf", tmp_path / "elsewhere")
 
 
 #: The embedded default's data, VLM SFT and stage 1; only the VDM (a frozen renderer in stage 1) is trained

@@ -26,14 +26,21 @@ STAGES = ["ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate"]
 TARGET_SECONDS = 600.0
 
 
-def copy_project(parent: Path) -> Path:
+def copy_project(parent: Path, source: Path = ROOT, data: bool = False) -> Path:
+    """A throw-away copy of the Kedro project ``source`` under ``parent``: its config (not ``local`` or
+    ``tuned``) and, with ``data``, its data folder without TensorBoard runs or resume checkpoints (else an
+    empty raw folder). The installed package is what runs."""
     project = parent / "project"
     project.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
-    shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local", "tuned"))
+    shutil.copy(source / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(source / "conf", project / "conf", ignore=shutil.ignore_patterns("local", "tuned"))
     (project / "conf" / "local").mkdir()
     (project / "src").mkdir()
-    (project / "data" / "01_raw").mkdir(parents=True)
+    if data:
+        ignore = shutil.ignore_patterns("tensorboard", "resume")
+        shutil.copytree(source / "data", project / "data", ignore=ignore, symlinks=True)
+    else:
+        (project / "data" / "01_raw").mkdir(parents=True)
     return project
 
 

@@ -1,15 +1,16 @@
 """Does a Joint-GRPO stage's val gain beat the seed spread for every *training* seed, not only the default?
 
-    .venv/bin/python benchmarks/training_seeds.py --stage grpo_vlm --seeds 0,1,2 [--project DIR] \
-        [--params grpo_vlm.optim.lr=1e-3,...] > /dev/null
+    .venv/bin/python -m benchmarks.training_seeds --stage grpo_vlm --seeds 0,1,2 [--project DIR] \
+        [--params grpo_vlm.optim.lr=1e-3,...] > /dev/null      # from the repository root
 
 A stage report compares the val reward before and after training at one training seed, against the
 spread over eval seeds. This runs the stage once per training seed (``<stage>.trainer.seed``), each in
-a throw-away copy of a project that has finished the stage's upstream stages (``kedro run --to-nodes``
-or ``dvc repro`` up to it; default: this project), so the project's own models and reports are left
-alone. It prints, side by side, each seed's change of the val total, the level's seed spread (the larger
-of before / after), the paired per-eval-seed std, and whether the change beats the spread; then the
-change's mean and std over training seeds. Kedro's own log goes to stdout, the table to stderr.
+a throw-away copy of a project that has finished the stage's upstream stages (``kedro run --pipelines
+ingest,caption,sft`` before grpo_vlm, or ``dvc repro`` up to the stage; default: this project), so the
+project's own models and reports are left alone. It prints, side by side, each seed's change of the val
+total, the level's seed spread (the larger of before / after), the paired per-eval-seed std, and whether
+the change beats the spread; then the change's mean and std over training seeds. Kedro's own log goes to
+stdout, the table to stderr.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -29,7 +29,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.stage_times import ROOT, copy_project
+
 STAGES = ("grpo_vlm", "grpo_vdm")
 
 
@@ -43,27 +44,14 @@ def parse_params(text: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.from_dotlist(items)) if items else {}
 
 
-def copy_project(source: Path, parent: Path) -> Path:
-    """The project's config (``conf/base`` and the named environments, not ``local``) and data in
-    ``parent``, without TensorBoard runs or resume checkpoints."""
+def copy_finished_project(source: Path, parent: Path) -> Path:
+    """A copy of ``source``'s config and data (its trained models included) under ``parent``."""
     if not (source / "data" / "06_models").is_dir():
         raise FileNotFoundError(
             f"--project: {source / 'data' / '06_models'} does not exist; run the stages before the swept "
             "one first (e.g. `kedro run --pipelines ingest,caption,sft` for grpo_vlm)"
         )
-    project = parent / "project"
-    project.mkdir()
-    shutil.copy(source / "pyproject.toml", project / "pyproject.toml")
-    shutil.copytree(source / "conf", project / "conf", ignore=shutil.ignore_patterns("local", "tuned"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
-    shutil.copytree(
-        source / "data",
-        project / "data",
-        ignore=shutil.ignore_patterns("tensorboard", "resume"),
-        symlinks=True,
-    )
-    return project
+    return copy_project(parent, source, data=True)
 
 
 def run_seeds(
@@ -123,7 +111,7 @@ def main() -> None:
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="vans-seeds-") as tmp:
-        project = copy_project(args.project.resolve(), Path(tmp))
+        project = copy_finished_project(args.project.resolve(), Path(tmp))
         rows = run_seeds(project, args.stage, seeds, parse_params(args.params))
     print(
         f"\n{args.stage} val total, one run per training seed ({os.cpu_count()} CPU cores)", file=sys.stderr

@@ -95,7 +95,7 @@ def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
 def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, tmp_path):
     """benchmarks/training_seeds.py: one stage run per training seed, each from the same SFT model (so the
     val figure before training is the same for every seed), in a copy that leaves the project alone."""
-    from benchmarks.training_seeds import copy_project, parse_params, run_seeds, summary
+    from benchmarks.training_seeds import copy_finished_project, parse_params, run_seeds, summary
 
     # --params as `kedro run --params` reads them (numbers stay numbers)
     assert parse_params("grpo_vlm.optim.lr=1e-3,grpo_vlm.grpo.group_size=4") == {
@@ -104,7 +104,7 @@ def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, t
 
     tensorboard = after_sft / "data" / "07_model_output" / "tensorboard"
     tensorboard_runs_before = list(tensorboard.iterdir()) if tensorboard.exists() else []
-    project = copy_project(after_sft, tmp_path)
+    project = copy_finished_project(after_sft, tmp_path)
     assert not (project / "data" / "07_model_output" / "tensorboard").exists()
     rows = run_seeds(project, "grpo_vlm", [0, 1], {**TINY, **SMALL_GRPO})
     assert [r["seed"] for r in rows] == [0, 1]
@@ -117,7 +117,7 @@ def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, t
     with pytest.raises(ValueError, match="--stage"):
         run_seeds(project, "sft", [0])
     with pytest.raises(FileNotFoundError, match="06_models"):
-        copy_project(tmp_path / "project" / "conf", tmp_path / "elsewhere")
+        copy_finished_project(tmp_path / "project" / "conf", tmp_path / "elsewhere")
 
 
 #: The embedded default's data, VLM SFT and stage 1; only the VDM (a frozen renderer in stage 1) is trained

@@ -42,20 +42,36 @@ class OracleConfig:
 
 
 def classify_shape(mask: np.ndarray) -> str:
-    """Square, circle or triangle from a blob's silhouette (cropped to its bounding box)."""
+    """Square, circle or triangle: the world shape that, drawn to fill the blob's bounding box (or a
+    pixel more, shifted by up to half a pixel), overlaps the blob best (IoU).
+
+    Matching whole templates rather than testing corners keeps the reading stable on soft edges: a
+    7-pixel square blurred by half a pixel loses its corner pixels to the colour tolerance, yet it is
+    still closer to a square than to any circle."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
-    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    if crop.shape[0] < 2 or crop.shape[1] < 2:
+    if len(rows) < 2 or len(cols) < 2:
         return "circle"
-    corners = int(crop[0, 0]) + int(crop[0, -1]) + int(crop[-1, 0]) + int(crop[-1, -1])
-    if corners >= 3 and crop.mean() > 0.85:
-        return "square"
-    # A triangle is widest at its base, a circle in its middle: compare the top and bottom halves.
-    widths = crop.sum(axis=1)
-    half = crop.shape[0] // 2
-    top, bottom = widths[:half].mean(), widths[-half:].mean()
-    return "triangle" if top < 0.6 * bottom else "circle"
+    # A window one pixel larger than the bounding box holds every candidate template.
+    r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, mask.shape[0])
+    c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])
+    crop = mask[r0:r1, c0:c1]
+    centre_y, centre_x = (rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2
+    ys = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5 - centre_y
+    xs = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5 - centre_x
+    extent = (len(rows) + len(cols)) / 2  # the three shapes all have square bounding boxes
+    half = np.asarray([extent / 2, (extent + 1) / 2])[:, None, None, None, None]
+    shift = np.asarray([-0.5, 0.0, 0.5])
+    dy, dx = ys - shift[:, None, None], xs - shift[:, None, None]  # [3, h, 1], [3, 1, w]
+    area = crop.sum()
+    best, best_iou = "circle", -1.0
+    for shape in scene.SHAPES:  # a tie goes to the earlier shape
+        templates = scene.shape_mask(shape, dx[None, None], dy[None, :, None], half)  # [2, 3, 3, h, w]
+        overlap = (templates & crop).sum(axis=(-2, -1))
+        iou = (overlap / (area + templates.sum(axis=(-2, -1)) - overlap)).max()
+        if iou > best_iou:
+            best, best_iou = shape, iou
+    return best
 
 
 def segment(frame: np.ndarray, config: OracleConfig = OracleConfig()) -> dict[str, Blob]:

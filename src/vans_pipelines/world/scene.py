@@ -81,19 +81,22 @@ def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return ys, xs
 
 
+def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: np.ndarray | float) -> np.ndarray:
+    """Inside-test of a world shape of half-size ``r`` for pixel offsets ``dx, dy`` from its centre (all
+    in pixels, broadcast together)."""
+    if shape == "square":
+        return (np.abs(dx) <= r) & (np.abs(dy) <= r)
+    if shape == "circle":
+        return dx**2 + dy**2 <= r**2
+    if shape == "triangle":  # apex up, base down
+        return (np.abs(dy) <= r) & (np.abs(dx) <= (dy + r) / 2)
+    raise ValueError(f"unknown shape {shape!r}; known: {SHAPES}")
+
+
 def object_mask(obj: WorldObject, height: int, width: int) -> np.ndarray:
     """Boolean [H, W] mask of the pixels whose centres fall inside ``obj``."""
     ys, xs = pixel_grid(height, width)
-    r = obj.size * height / 2  # half-size in pixels
-    dx = (xs - obj.x) * width
-    dy = (ys - obj.y) * height
-    if obj.shape == "square":
-        return (np.abs(dx) <= r) & (np.abs(dy) <= r)
-    if obj.shape == "circle":
-        return dx**2 + dy**2 <= r**2
-    if obj.shape == "triangle":  # apex up, base down
-        return (np.abs(dy) <= r) & (np.abs(dx) <= (dy + r) / 2)
-    raise ValueError(f"unknown shape {obj.shape!r}; known: {SHAPES}")
+    return shape_mask(obj.shape, (xs - obj.x) * width, (ys - obj.y) * height, obj.size * height / 2)
 
 
 def _fill_box(

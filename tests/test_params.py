@@ -52,7 +52,7 @@ def test_paper_config_has_the_paper_clip_geometry():
         (
             "ingest.clip.width",
             36,
-            "ingest.clip.width: 36 is not divisible by vae_spatial_factor x patch = 4 x 2 = 8",
+            "ingest.clip.width: 36 is not divisible by vae_spatial_factor x patch = 2 x 4 = 8",
         ),
         (
             "ingest.synthetic.num_val",

@@ -224,10 +224,15 @@ class VLMParams(_Strict):
 class VAEFitParams(_Strict):
     """Fitting the tiny VAE on single frames; 0 steps keeps a pretrained VAE as it is."""
 
-    steps: int = Field(300, ge=0)
-    batch_frames: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    steps: int = Field(1200, ge=0)
+    batch_frames: int = Field(8, ge=1)
+    lr: float = Field(3e-3, gt=0)
     kl_weight: float = Field(1e-6, ge=0)
+    # Pixels away from their frame's dominant colour (the world's objects on its background) weigh
+    # this much more in the reconstruction loss, so that small objects are not averaged away.
+    foreground_weight: float = Field(10.0, ge=1)
+    # Frames whose latents set the VAE's latents_mean / latents_std after the fit.
+    stats_frames: int = Field(1024, ge=2)
 
 
 class VDMEvalParams(_Strict):
@@ -242,6 +247,9 @@ class VDMParams(_Strict):
     finetune: Literal["full", "lora"] = "full"
     lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
     train_text_encoder: bool = True
+    # Encode every train clip's latents once before training instead of every step (memory:
+    # train clips x latent size; off for paper-size data).
+    cache_latents: bool = True
     vae_fit: VAEFitParams = VAEFitParams()
     optim: OptimConfig = OptimConfig(lr=1e-3, warmup_steps=20)
     trainer: TrainerConfig = TrainerConfig(max_steps=400, batch_size=16)

@@ -133,4 +133,33 @@ def test_systems_with_the_same_models_score_identically_and_seeds_vary_the_clips
     assert cascade["clip_v"]["per_seed"][0] != cascade["clip_v"]["per_seed"][1]
     assert len(result.samples) == 4 + 2 * 4 * 2
     assert result.answers["sft_cascade"].shape == (2, 4, 16, 16, 3)
-    assert len(SYSTEMS) == 5
+    assert {"sft_cascade", "joint_grpo", "still_frame", "truth_caption_sft_vdm"} <= {s.name for s in SYSTEMS}
+
+
+@pytest.mark.slow
+def test_still_frame_holds_the_context_and_truth_caption_systems_are_shown_but_not_ranked():
+    train, _, captions, tokenizer = captioned_world(
+        4, 4, height=16, width=16, context_frames=4, target_frames=4
+    )
+    samples = TripletSamples(train, captions)
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
+    result = evaluate_systems(
+        system_by_name(["still_frame", "truth_caption_sft_vdm"]),
+        {},
+        {"sft": vdm},
+        samples,
+        scorer,
+        ScorerFeatures(scorer),
+        seeds=[0],
+        num_steps=2,
+        max_new_tokens=8,
+        keep_clips=2,
+    )
+    still = result.answers["still_frame"]
+    np.testing.assert_array_equal(still, np.repeat(result.reference.contexts[:2, -1:], 4, axis=1))
+    for name in ("still_frame", "truth_caption_sft_vdm"):
+        assert "rouge_l" not in result.summary[name]["metrics"]  # neither writes a caption
+        assert "clip_v" in result.summary[name]["metrics"]
+    assert result.summary["truth_caption_sft_vdm"]["ranked"] is False
+    assert all("truth_caption_sft_vdm" not in names for names in winners(result.summary).values())

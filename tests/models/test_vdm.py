@@ -9,6 +9,7 @@ from vans_pipelines.models.vdm import (
     build_tiny_vdm,
     to_model_video,
     to_uint8_video,
+    vae_factors,
 )
 
 
@@ -26,10 +27,38 @@ def test_context_condition_holds_the_last_frames_and_a_mask(tokenizer):
     context = videos(frames=8)
     cond = vdm.encode_context(context, latent_frames=8)
     z = vdm.vae.config.z_dim
-    assert cond.shape == (2, z + 1, 8, 8, 8)
+    assert vae_factors(vdm.vae) == (2, 1)  # 2x2 pixel blocks folded into channels, no downsampling
+    assert cond.shape == (2, z + 1, 8, 16, 16)
     assert (cond[:, z, :3] == 1).all() and (cond[:, :, 3:] == 0).all()
     last = vdm.encode(to_model_video(context[:, -1:]))
     torch.testing.assert_close(cond[:, :z, 2:3], last)
+
+
+def test_repeated_last_frame_fills_every_slot_in_channels_of_its_own(tokenizer):
+    conditioning = Conditioning(context_frames=3, repeat_last_frame=True)
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), conditioning)
+    z = vdm.vae.config.z_dim
+    assert vdm.transformer.config.in_channels == z + conditioning.condition_channels(z) == 3 * z + 1
+    context = videos(frames=8)
+    cond = vdm.encode_context(context, latent_frames=8)
+    last = vdm.encode(to_model_video(context[:, -1:]))
+    torch.testing.assert_close(cond[:, :z, 2:3], last)
+    assert (cond[:, z, :3] == 1).all() and (cond[:, : z + 1, 3:] == 0).all()
+    torch.testing.assert_close(cond[:, z + 1 :], last.expand(-1, -1, 8, -1, -1))
+    clips = vdm.sample(["the red circle falls."] * 2, context, frames=8, num_steps=2)
+    assert clips.shape == (2, 8, 32, 32, 3)
+
+
+def test_normalised_latents_have_unit_statistics_and_decode_the_same(tokenizer):
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    frames = videos(n=1, frames=16)[0]
+    before = vdm.decode(vdm.encode(to_model_video(frames[None])))
+    vdm.normalise_latents(frames)
+    z = vdm.encode(to_model_video(frames[:, None]))
+    torch.testing.assert_close(z.mean(dim=(0, 2, 3, 4)), torch.zeros(z.shape[1]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(dim=(0, 2, 3, 4)), torch.ones(z.shape[1]), atol=1e-3, rtol=0)
+    after = vdm.decode(vdm.encode(to_model_video(frames[None])))
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
 
 
 def test_flow_matching_loss_trains_the_transformer(tokenizer):

@@ -98,6 +98,31 @@ def headline(comparison: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def lead(summary: Mapping[str, Any]) -> list[str]:
+    """What a user wants to know first: how often each answer shows the right event (the oracle's
+    video event accuracy), Joint-GRPO first, against the SFT cascade and the still-frame floor.
+
+    >>> acc = lambda v: {"metrics": {"event_accuracy": {"mean": v}}}
+    >>> print(lead({"joint_grpo": acc(0.5), "sft_cascade": acc(0.25), "still_frame": acc(0.0)})[0][-52:])
+    right event (SFT cascade 25.0 %, still frame 0.0 %).
+    """
+
+    def accuracy(name: str) -> float | None:
+        value = summary.get(name, {}).get("metrics", {}).get("event_accuracy")
+        return None if value is None or np.isnan(value["mean"]) else 100 * value["mean"]
+
+    ours = accuracy("joint_grpo")
+    if ours is None:
+        return []
+    others = [
+        f"{label} {value:.1f} %"
+        for name, label in (("sft_cascade", "SFT cascade"), ("still_frame", "still frame"))
+        if (value := accuracy(name)) is not None
+    ]
+    tail = f" ({', '.join(others)})" if others else ""
+    return [f"Joint-GRPO answers **{ours:.1f} %** of test questions with a video of the right event{tail}."]
+
+
 def markdown_report(
     summary: Mapping[str, Any],
     best: Mapping[str, list[str]],
@@ -115,6 +140,8 @@ def markdown_report(
     wins = pd.Series([n for names in best.values() for n in names]).value_counts()
     parts = [
         "# VANS evaluation report",
+        "",
+        *lead(summary),
         "",
         f"Test split: {num_samples} samples. Seeds: {list(seeds)} (diffusion noise; captions are greedy, so "
         "text metrics have no seed spread). Cells are mean ± std over seeds; **bold** is the best system "

@@ -29,12 +29,25 @@ from vans_pipelines.world.events import Event
 
 @dataclass(frozen=True)
 class System:
-    """``vlm`` / ``vdm`` name checkpoints of the run (``sft`` or ``grpo``); ``vdm=None`` answers in text."""
+    """``vlm`` / ``vdm`` name checkpoints of the run (``sft`` or ``grpo``); ``vdm=None`` answers in text.
+
+    Two stand-ins are not models: ``vlm="truth"`` takes the ground-truth caption (the VDM alone is
+    measured; such a system reads the answer, so it is shown but never ranked), and ``vdm="still"``
+    holds the last context frame for the whole answer (the static-frame hack, the floor every video
+    system must beat). Systems without a VLM of their own have no text metrics."""
 
     name: str
     label: str
-    vlm: str
+    vlm: str | None
     vdm: str | None
+
+    @property
+    def writes_captions(self) -> bool:
+        return self.vlm in ("sft", "grpo")
+
+    @property
+    def ranked(self) -> bool:
+        return self.vlm != "truth"
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -43,6 +56,9 @@ SYSTEMS: tuple[System, ...] = (
     System("stage1_only", "Stage 1 only (GRPO VLM -> SFT VDM)", "grpo", "sft"),
     System("stage2_only", "Stage 2 only (SFT VLM -> GRPO VDM)", "sft", "grpo"),
     System("joint_grpo", "Joint-GRPO (GRPO VLM -> GRPO VDM)", "grpo", "grpo"),
+    System("still_frame", "Still frame (last context frame held)", None, "still"),
+    System("truth_caption_sft_vdm", "Ground-truth caption -> SFT VDM", "truth", "sft"),
+    System("truth_caption_grpo_vdm", "Ground-truth caption -> GRPO VDM", "truth", "grpo"),
 )
 
 TEXT_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "caption_event_accuracy")
@@ -240,40 +256,40 @@ def evaluate_systems(
     frames = reference.targets.shape[1]
     captions = {
         key: answer_captions(vlms[key], reference, max_new_tokens=max_new_tokens, batch_size=batch_size)
-        for key in dict.fromkeys(s.vlm for s in systems)
+        for key in dict.fromkeys(s.vlm for s in systems if s.writes_captions)
     }
     summary: dict[str, Any] = {}
     rows: list[pd.DataFrame] = []
     answers: dict[str, np.ndarray] = {}
+    held = np.repeat(reference.contexts[:, -1:], frames, axis=1)
     for system in systems:
-        predicted = captions[system.vlm]["caption"].tolist()
-        text, rouge, caption_event = caption_metrics(predicted, reference.captions, reference.events)
-        metrics: dict[str, Any] = {name: _spread([value] * len(seeds)) for name, value in text.items()}
+        metrics: dict[str, Any] = {}
         base = pd.DataFrame(
-            {
-                "system": system.name,
-                "sample_id": reference.sample_ids,
-                "question": reference.questions,
-                "truth": reference.captions,
-                "caption": predicted,
-                "rouge_l": rouge,
-                "caption_event": caption_event,
-            }
+            {"system": system.name, "sample_id": reference.sample_ids, "question": reference.questions}
         )
+        base["truth"] = reference.captions
+        predicted = reference.captions if system.vlm == "truth" else None
+        if system.writes_captions:
+            predicted = captions[system.vlm]["caption"].tolist()
+            text, rouge, caption_event = caption_metrics(predicted, reference.captions, reference.events)
+            metrics.update({name: _spread([value] * len(seeds)) for name, value in text.items()})
+            base = base.assign(caption=predicted, rouge_l=rouge, caption_event=caption_event)
         if system.vdm is None:
             rows.append(base.assign(seed=np.nan))
         else:
             per_seed: dict[str, list[float]] = {}
             for seed in seeds:
-                clips = render_answers(
-                    vdms[system.vdm],
-                    predicted,
-                    reference.contexts,
-                    frames=frames,
-                    num_steps=num_steps,
-                    seed=seed,
-                    batch_size=batch_size,
-                )
+                clips = held
+                if system.vdm != "still":
+                    clips = render_answers(
+                        vdms[system.vdm],
+                        predicted,
+                        reference.contexts,
+                        frames=frames,
+                        num_steps=num_steps,
+                        seed=seed,
+                        batch_size=batch_size,
+                    )
                 seed_summary, seed_samples = video_metrics(
                     clips, reference, scorer, features, reference_features
                 )
@@ -287,9 +303,11 @@ def evaluate_systems(
             "label": system.label,
             "vlm": system.vlm,
             "vdm": system.vdm,
-            "well_formed": float(captions[system.vlm]["well_formed"].mean()),
+            "ranked": system.ranked,
             "metrics": metrics,
         }
+        if system.writes_captions:
+            summary[system.name]["well_formed"] = float(captions[system.vlm]["well_formed"].mean())
     table = pd.concat(rows, ignore_index=True)
     return Evaluation(summary, table, answers, reference)
 
@@ -297,11 +315,13 @@ def evaluate_systems(
 def winners(summary: Mapping[str, Any]) -> dict[str, list[str]]:
     """The best systems per metric (lowest FVD, highest elsewhere); systems tied on the best mean (e.g.
     two systems sharing one VLM on caption metrics) all win; a metric on which every system ties (or an
-    informational one, motion) has no winner."""
+    informational one, motion) has no winner. Systems that read the ground truth are not ranked."""
     best: dict[str, list[str]] = {}
     for metric in dict.fromkeys(m for s in summary.values() for m in s["metrics"] if m not in NOT_RANKED):
         scores = {}
         for name, system in summary.items():
+            if not system.get("ranked", True):
+                continue
             value = system["metrics"].get(metric)
             if value is not None and not np.isnan(value["mean"]):
                 scores[name] = -value["mean"] if metric in LOWER_IS_BETTER else value["mean"]

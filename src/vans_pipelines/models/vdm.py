@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanAttentionBlock, WanResidualBlock
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
 from vans_pipelines.models.lora import (
@@ -38,11 +39,17 @@ META_FILE = "vans_vdm.json"
 
 @dataclass(frozen=True)
 class TinyVDMSpec:
-    """The embedded default's sizes: a VAE with 4x spatial and no temporal compression, a 2-block DiT."""
+    """The embedded default's sizes: a VAE without temporal compression, a 2-block DiT.
+
+    The VAE's spatial factor is ``vae_patch_size x 2^(len(vae_dim_mult) - 1)``: ``vae_patch_size`` folds
+    pixel blocks into channels before the first convolution (Wan2.2's VAE does this), which keeps
+    a 2x VAE's convolutions at half resolution."""
 
     latent_channels: int = 8
-    vae_base_dim: int = 8
-    vae_dim_mult: tuple[int, ...] = (1, 2, 2)
+    vae_base_dim: int = 16
+    vae_dim_mult: tuple[int, ...] = (1,)
+    vae_patch_size: int = 2
+    patch_size: tuple[int, int, int] = (1, 4, 4)  # the transformer's (time, height, width) patch
     num_layers: int = 2
     num_heads: int = 2
     head_dim: int = 32
@@ -60,11 +67,20 @@ class Conditioning:
     context_frames: int = 6
     text_max_length: int = 32
     shift: float = 1.0  # flow-matching time shift (Wan2.1 uses 3.0 at 480p)
+    # The last context frame's latents also fill every answer slot, in channels of their own: the
+    # scene the answer starts from, beside each frame to generate. Copying the scene then is a local
+    # operation; with the context in the leading slots alone a tiny DiT must learn it through
+    # attention over time (val pixel MSE after 600 steps 0.019 vs 0.012 with the extra channels).
+    repeat_last_frame: bool = False
+
+    def condition_channels(self, latent_channels: int) -> int:
+        """Channels of the condition that :meth:`VideoDiffusionModel.encode_context` builds."""
+        return latent_channels * (2 if self.repeat_last_frame else 1) + 1
 
 
 def vae_factors(vae: AutoencoderKLWan) -> tuple[int, int]:
     """(spatial, temporal) compression of a Wan VAE, from its config."""
-    spatial = 2 ** (len(vae.config.dim_mult) - 1)
+    spatial = 2 ** (len(vae.config.dim_mult) - 1) * (vae.config.patch_size or 1)
     temporal = 2 ** sum(bool(x) for x in vae.config.temperal_downsample)
     return spatial, temporal
 
@@ -170,9 +186,9 @@ class VideoDiffusionModel:
         return hidden * mask.unsqueeze(-1).to(hidden.dtype)
 
     def encode_context(self, context: np.ndarray | torch.Tensor, latent_frames: int) -> torch.Tensor:
-        """Context clips (uint8 ``[B, T, H, W, 3]``) → ``[B, z + 1, T', h, w]``: latents of the last
-        ``context_frames`` frames (each encoded alone) in the first latent slots, a mask channel of ones
-        there, zeros elsewhere."""
+        """Context clips (uint8 ``[B, T, H, W, 3]``) → ``[B, z + 1 (+ z), T', h, w]``: latents of the
+        last ``context_frames`` frames (each encoded alone) in the first latent slots, a mask channel of
+        ones there, zeros elsewhere; with ``repeat_last_frame``, the last frame's latents in every slot."""
         n = self.conditioning.context_frames
         if n > latent_frames:
             raise ValueError(f"context_frames={n} exceeds the answer's {latent_frames} latent frames")
@@ -183,11 +199,35 @@ class VideoDiffusionModel:
         b = video.shape[0]
         latents = self.encode(video.permute(0, 2, 1, 3, 4).reshape(b * n, 3, 1, *video.shape[3:]))
         latents = latents.reshape(b, n, *latents.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)
-        z, _, h, w = latents.shape[1:]
-        cond = latents.new_zeros(b, z + 1, latent_frames, h, w)
+        return self.context_condition(latents, latent_frames)
+
+    def context_condition(self, latents: torch.Tensor, latent_frames: int) -> torch.Tensor:
+        """The condition of :meth:`encode_context` from the context frames' latents ``[B, z, n, h, w]``."""
+        b, z, n, h, w = latents.shape
+        cond = latents.new_zeros(b, self.conditioning.condition_channels(z), latent_frames, h, w)
         cond[:, :z, :n] = latents
         cond[:, z, :n] = 1.0
+        if self.conditioning.repeat_last_frame:
+            cond[:, z + 1 :] = latents[:, :, -1:]
         return cond
+
+    @torch.no_grad()
+    def encode_context_latents(self, context: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, z, n, h, w]`` of the context clips' last ``context_frames`` frames."""
+        n = self.conditioning.context_frames
+        return self.encode(to_model_video(torch.as_tensor(context)[:, -n:]).to(self.device, self.vae.dtype))
+
+    @torch.no_grad()
+    def normalise_latents(self, frames: np.ndarray | torch.Tensor) -> None:
+        """Set the VAE's ``latents_mean`` / ``latents_std`` (the fields Wan2.1's VAE config carries) to
+        the per-channel statistics of these frames' latents (uint8 ``[N, H, W, 3]``), so that flow
+        matching works on unit-scale latents. A freshly fitted tiny VAE's latents have std 0.2-0.5 and
+        offsets of the same size: against unit noise, samples came out as coloured speckle."""
+        self.vae.register_to_config(latents_mean=[0.0] * self.vae.config.z_dim)
+        self.vae.register_to_config(latents_std=[1.0] * self.vae.config.z_dim)
+        z = self.encode(to_model_video(torch.as_tensor(frames)[:, None]).to(self.device, self.vae.dtype))
+        mean, std = z.mean(dim=(0, 2, 3, 4)), z.std(dim=(0, 2, 3, 4)).clamp_min(1e-4)
+        self.vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
 
     def velocity(
         self, latents: torch.Tensor, sigma: torch.Tensor, text: torch.Tensor, condition: torch.Tensor
@@ -213,6 +253,16 @@ class VideoDiffusionModel:
         with torch.no_grad():
             x0 = self.encode(to_model_video(target).to(self.device, self.vae.dtype))
             cond = self.encode_context(context, x0.shape[2])
+        return self.latent_flow_matching_loss(x0, cond, captions, generator)
+
+    def latent_flow_matching_loss(
+        self,
+        x0: torch.Tensor,
+        cond: torch.Tensor,
+        captions: Sequence[str],
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """:meth:`flow_matching_loss` from the target's latents and the context condition (e.g. cached)."""
         text = self.encode_text(captions)
         b = x0.shape[0]
         sigma = self.shift_sigma(torch.rand(b, generator=generator, device="cpu").to(self.device))
@@ -337,8 +387,9 @@ class VideoDiffusionModel:
         if conditioning is None:
             conditioning = Conditioning(**meta["conditioning"]) if meta else Conditioning()
         z = vae.config.z_dim
-        if transformer.config.in_channels == z:
-            transformer = with_context_channels(transformer, 2 * z + 1)
+        wanted = z + conditioning.condition_channels(z)
+        if transformer.config.in_channels < wanted:
+            transformer = with_context_channels(transformer, wanted)
         vdm = cls(
             transformer,
             vae,
@@ -367,12 +418,30 @@ def with_context_channels(transformer: WanTransformer3DModel, in_channels: int) 
     return transformer
 
 
+def zero_residual_branches(vae: AutoencoderKLWan) -> None:
+    """Start every residual block's last convolution and every attention output projection at zero,
+    so a random VAE begins as its shallow path (stem, norms, heads) and the blocks grow from there.
+    The original Wan code zero-initialises the attention projection; doing the same for the residual
+    branches lifted the oracle's reading of a tiny VAE's reconstructions after 1200 fit steps from
+    0.63 to 0.73."""
+    for module in vae.modules():
+        if isinstance(module, WanResidualBlock):
+            layer = module.conv2
+        elif isinstance(module, WanAttentionBlock):
+            layer = module.proj
+        else:
+            continue
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+
+
 def build_tiny_vdm(
     tokenizer: PreTrainedTokenizerBase, spec: TinyVDMSpec, conditioning: Conditioning, *, seed: int = 0
 ) -> VideoDiffusionModel:
     """Random-init tiny Wan transformer, Wan VAE and UMT5 text encoder from their real config classes."""
     z = spec.latent_channels
     levels = len(spec.vae_dim_mult) - 1
+    pixels = 3 * spec.vae_patch_size**2  # channels after folding pixel blocks
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         vae = AutoencoderKLWan(
@@ -383,12 +452,16 @@ def build_tiny_vdm(
             temperal_downsample=[False] * levels,
             latents_mean=[0.0] * z,
             latents_std=[1.0] * z,
+            in_channels=pixels,
+            out_channels=pixels,
+            patch_size=spec.vae_patch_size if spec.vae_patch_size > 1 else None,
         )
+        zero_residual_branches(vae)
         transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2),
+            patch_size=tuple(spec.patch_size),
             num_attention_heads=spec.num_heads,
             attention_head_dim=spec.head_dim,
-            in_channels=2 * z + 1,
+            in_channels=z + conditioning.condition_channels(z),
             out_channels=z,
             text_dim=spec.text_dim,
             freq_dim=spec.freq_dim,

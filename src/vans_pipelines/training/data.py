@@ -95,6 +95,12 @@ def collate_frames(items: list[np.ndarray]) -> np.ndarray:
     return np.stack(items)
 
 
+def spread_frames(frames: Dataset, count: int) -> np.ndarray:
+    """``count`` frames spread evenly over a frame dataset (all of them when it has fewer)."""
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
+    return np.stack([frames[int(i)] for i in picks])
+
+
 class SamplesDataModule(L.LightningDataModule):
     """Shuffled train batches (seeded; DDP gives each rank its shard) and ordered val batches."""
 
@@ -106,11 +112,13 @@ class SamplesDataModule(L.LightningDataModule):
         seed: int,
         num_workers: int = 0,
         collate_fn=collate,
+        val_collate_fn=None,
     ):
         super().__init__()
         self.train, self.val = train, val
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.collate_fn = collate_fn
+        self.val_collate_fn = val_collate_fn or collate_fn
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -128,5 +136,5 @@ class SamplesDataModule(L.LightningDataModule):
         if self.val is None:
             return []
         return DataLoader(
-            self.val, batch_size=self.batch_size, shuffle=False, num_workers=0, collate_fn=self.collate_fn
+            self.val, batch_size=self.batch_size, shuffle=False, num_workers=0, collate_fn=self.val_collate_fn
         )

@@ -19,10 +19,19 @@ from vans_pipelines.training.data import (
     SamplesDataModule,
     TripletSamples,
     check_batch_fits,
+    collate,
     collate_frames,
+    spread_frames,
 )
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig, fingerprint, fit, world_size
-from vans_pipelines.training.vdm_sft import VAEFitModule, VDMSFTModule, evaluate_vdm
+from vans_pipelines.training.vdm_sft import (
+    VAEFitModule,
+    VDMSFTModule,
+    collate_latents,
+    encode_latents,
+    evaluate_vae,
+    evaluate_vdm,
+)
 from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm
 from vans_pipelines.triplets import TripletSet
 
@@ -100,9 +109,11 @@ def train_vdm(
     run: dict[str, Any],
     fps: float,
     kedro_run: dict[str, str],
+    test_triplets: TripletSet,
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """VDM SFT: fit the tiny VAE on frames (skipped for a pretrained VAE), then flow-match the transformer
-    on (caption, context) → target; val pixel error and oracle event accuracy before and after."""
+    on (caption, context) → target; val pixel error and oracle event accuracy before and after, and what
+    the VAE keeps of the val and test targets (no model is chosen on the test figure)."""
     params: VDMParams = parse_section("sft", sft).vdm
     run_params: RunParams = parse_section("run", run)
     paths = run_params.paths(kedro_run)
@@ -126,7 +137,12 @@ def train_vdm(
         )
         frames = FrameSamples(train_triplets)
         vae_result = fit(
-            VAEFitModule(vdm, OptimConfig(lr=params.vae_fit.lr, warmup_steps=10), params.vae_fit.kl_weight),
+            VAEFitModule(
+                vdm,
+                OptimConfig(lr=params.vae_fit.lr, warmup_steps=10),
+                params.vae_fit.kl_weight,
+                params.vae_fit.foreground_weight,
+            ),
             SamplesDataModule(
                 frames, None, params.vae_fit.batch_frames, params.trainer.seed, collate_fn=collate_frames
             ),
@@ -136,14 +152,25 @@ def train_vdm(
             key,
         )
         vae_seconds = vae_result.seconds
+        vdm.vae.eval()
+        vdm.normalise_latents(spread_frames(frames, params.vae_fit.stats_frames))
     if params.finetune == "lora":
         vdm.add_lora(params.lora, seed=params.trainer.seed)
+    cache_started = time.perf_counter()
+    train_data = (encode_latents(vdm, train), collate_latents) if params.cache_latents else (train, collate)
+    cache_seconds = time.perf_counter() - cache_started
     result = fit(
         VDMSFTModule(
             vdm, params.optim, params.train_text_encoder, sample_steps=params.eval.num_steps, fps=fps
         ),
         SamplesDataModule(
-            train, val, params.trainer.batch_size, params.trainer.seed, params.trainer.num_workers
+            train_data[0],
+            val,
+            params.trainer.batch_size,
+            params.trainer.seed,
+            params.trainer.num_workers,
+            collate_fn=train_data[1],
+            val_collate_fn=collate,
         ),
         params.trainer,
         paths,
@@ -153,14 +180,21 @@ def train_vdm(
     for module in vdm.modules().values():
         module.eval()
     after = evaluate_vdm(vdm, val, **evaluation)
+    vae_check = {"limit": params.eval.limit}
+    reconstruction = {
+        "val": evaluate_vae(vdm, val, **vae_check),
+        "test": evaluate_vae(vdm, TripletSamples(test_triplets, by_id), **vae_check),
+    }
     report = {
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in vdm.modules().items()},
         "vae_fit_steps": params.vae_fit.steps,
         "vae_fit_seconds": round(vae_seconds, 2),
+        "latent_cache_seconds": round(cache_seconds, 2),
         **result.summary(),
         "node_seconds": round(time.perf_counter() - started, 2),
         "val_before": before,
         "val_after": after,
+        "vae_reconstruction": reconstruction,
     }
     logger.info("sft_vdm: val pixel MSE %.4f -> %.4f", before["pixel_mse"], after["pixel_mse"])
     return vdm, report

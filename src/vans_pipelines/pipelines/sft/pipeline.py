@@ -20,6 +20,11 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(train_vlm, _INPUTS, ["sft_vlm", "sft_vlm_report"], name="train_vlm_node"),
-            node(train_vdm, _INPUTS, ["sft_vdm", "sft_vdm_report"], name="train_vdm_node"),
+            node(
+                train_vdm,
+                [*_INPUTS, "test_triplets"],
+                ["sft_vdm", "sft_vdm_report"],
+                name="train_vdm_node",
+            ),
         ]
     )

@@ -22,12 +22,17 @@ def test_the_default_run_writes_the_whole_report(finished_run):
     assert metrics["samples"] == 4 and metrics["seeds"] == [0, 1]
     assert "TinyScorer video embeddings" in metrics["feature_extractor"]
     systems = metrics["systems"]
-    assert list(systems) == ["vlm_only", "sft_cascade", "stage1_only", "stage2_only", "joint_grpo"]
+    cascades = ["sft_cascade", "stage1_only", "stage2_only", "joint_grpo"]
+    stand_ins = ["still_frame", "truth_caption_sft_vdm", "truth_caption_grpo_vdm"]
+    assert list(systems) == ["vlm_only", *cascades, *stand_ins]
     assert set(systems["vlm_only"]["metrics"]) == TEXT_METRICS
-    for name in ("sft_cascade", "stage1_only", "stage2_only", "joint_grpo"):
-        assert set(systems[name]["metrics"]) == TEXT_METRICS | VIDEO_METRICS
+    for name in cascades + stand_ins:
+        expected = VIDEO_METRICS if name in stand_ins else TEXT_METRICS | VIDEO_METRICS
+        assert set(systems[name]["metrics"]) == expected
         assert all(len(v["per_seed"]) == 2 for v in systems[name]["metrics"].values())
         assert np.isfinite(systems[name]["metrics"]["fvd"]["mean"])
+    assert systems["still_frame"]["metrics"]["event_accuracy"]["mean"] == 0.0  # the oracle sees no event
+    assert systems["still_frame"]["metrics"]["motion"]["mean"] == 0.0
     # Same VDM, different VLMs: the systems really differ in what they render.
     assert systems["sft_cascade"]["vdm"] == systems["stage1_only"]["vdm"] == "sft"
 
@@ -35,17 +40,18 @@ def test_the_default_run_writes_the_whole_report(finished_run):
         table = pd.read_csv(reporting / "systems" / f"{name}.csv")
         assert {"metric", "mean", "std", "seed_0", "seed_1"} <= set(table.columns)
     samples = pd.read_parquet(reporting / "evaluation_samples.parquet")
-    assert len(samples) == 4 + 4 * 2 * 4  # text-only rows, then (system, seed, sample) rows
+    assert len(samples) == 4 + 7 * 2 * 4  # text-only rows, then (system, seed, sample) rows
 
     report = (reporting / "report.md").read_text()
     assert "## Which system wins" in report and "The paper's reported figures" in report
+    assert report.split("\n")[2].startswith("Joint-GRPO answers **")  # the lead comes first
     assert "Joint-GRPO (GRPO VLM -> GRPO VDM)" in report
     for image in ("metric_bars.png", "training_curves.png"):
         assert f"]({image})" in report
         assert Image.open(reporting / image).size[0] > 300
     grid = decode_all(str(reporting / "video_grid.mp4"))
     assert grid.shape[0] == 16 + 16  # context frames + target frames of the embedded default clip
-    assert grid.shape[2] > 6 * 32 * 2  # six columns (context, truth, four systems) at scale 2
+    assert grid.shape[2] > 9 * 32 * 2  # nine columns (context, truth, seven video systems) at scale 2
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+from diffusers import AutoencoderKLWan
 
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.vdm import (
@@ -100,3 +101,24 @@ def test_text_to_video_checkpoints_get_zero_initialised_context_channels(tokeniz
     loaded = VideoDiffusionModel.from_pretrained(tmp_path / "t2v")
     assert loaded.transformer.config.in_channels == 2 * z + 1
     assert (loaded.transformer.patch_embedding.weight[:, z:] == 0).all()
+
+
+def test_context_latents_keep_one_latent_per_frame_when_the_vae_compresses_time(tokenizer):
+    """The cached context latents (SFT) and the sampling condition come from one encoder: each context
+    frame alone, even through a VAE that folds 4 frames into one latent (Wan2.1)."""
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=3))
+    vdm.vae = AutoencoderKLWan(
+        base_dim=8,
+        z_dim=8,
+        dim_mult=[1, 2],
+        num_res_blocks=1,
+        temperal_downsample=[True],
+        latents_mean=[0.0] * 8,
+        latents_std=[1.0] * 8,
+    )
+    assert vae_factors(vdm.vae) == (2, 2)
+    context = videos(frames=5)
+    latents = vdm.encode_context_latents(context)
+    assert latents.shape == (2, 8, 3, 16, 16)
+    cond = vdm.encode_context(context, latent_frames=4)
+    torch.testing.assert_close(cond, vdm.context_condition(latents, 4))

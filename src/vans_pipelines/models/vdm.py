@@ -192,14 +192,19 @@ class VideoDiffusionModel:
         n = self.conditioning.context_frames
         if n > latent_frames:
             raise ValueError(f"context_frames={n} exceeds the answer's {latent_frames} latent frames")
+        return self.context_condition(self.encode_context_latents(context), latent_frames)
+
+    def encode_context_latents(self, context: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, z, n, h, w]`` of the context clips' last ``n = context_frames`` frames, each
+        encoded alone (so a VAE that compresses time keeps one latent per context frame)."""
+        n = self.conditioning.context_frames
         clip = torch.as_tensor(context)[:, -n:]
         if clip.shape[1] < n:
             raise ValueError(f"context clips have {clip.shape[1]} frames; context_frames={n}")
         video = to_model_video(clip).to(self.device, self.vae.dtype)
         b = video.shape[0]
         latents = self.encode(video.permute(0, 2, 1, 3, 4).reshape(b * n, 3, 1, *video.shape[3:]))
-        latents = latents.reshape(b, n, *latents.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)
-        return self.context_condition(latents, latent_frames)
+        return latents.reshape(b, n, *latents.shape[1:]).squeeze(3).permute(0, 2, 1, 3, 4)
 
     def context_condition(self, latents: torch.Tensor, latent_frames: int) -> torch.Tensor:
         """The condition of :meth:`encode_context` from the context frames' latents ``[B, z, n, h, w]``."""
@@ -212,20 +217,13 @@ class VideoDiffusionModel:
         return cond
 
     @torch.no_grad()
-    def encode_context_latents(self, context: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Latents ``[B, z, n, h, w]`` of the context clips' last ``context_frames`` frames."""
-        n = self.conditioning.context_frames
-        return self.encode(to_model_video(torch.as_tensor(context)[:, -n:]).to(self.device, self.vae.dtype))
-
-    @torch.no_grad()
     def normalise_latents(self, frames: np.ndarray | torch.Tensor) -> None:
         """Set the VAE's ``latents_mean`` / ``latents_std`` (the fields Wan2.1's VAE config carries) to
         the per-channel statistics of these frames' latents (uint8 ``[N, H, W, 3]``), so that flow
         matching works on unit-scale latents. A freshly fitted tiny VAE's latents have std 0.2-0.5 and
         offsets of the same size: against unit noise, samples came out as coloured speckle."""
-        self.vae.register_to_config(latents_mean=[0.0] * self.vae.config.z_dim)
-        self.vae.register_to_config(latents_std=[1.0] * self.vae.config.z_dim)
-        z = self.encode(to_model_video(torch.as_tensor(frames)[:, None]).to(self.device, self.vae.dtype))
+        video = to_model_video(torch.as_tensor(frames)[:, None]).to(self.device, self.vae.dtype)
+        z = self.vae.encode(video).latent_dist.mode()  # raw latents, before any normalisation
         mean, std = z.mean(dim=(0, 2, 3, 4)), z.std(dim=(0, 2, 3, 4)).clamp_min(1e-4)
         self.vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
 

@@ -157,19 +157,21 @@ def train_vdm(
     if params.finetune == "lora":
         vdm.add_lora(params.lora, seed=params.trainer.seed)
     cache_started = time.perf_counter()
-    train_data = (encode_latents(vdm, train), collate_latents) if params.cache_latents else (train, collate)
+    train_items, train_collate = (
+        (encode_latents(vdm, train), collate_latents) if params.cache_latents else (train, collate)
+    )
     cache_seconds = time.perf_counter() - cache_started
     result = fit(
         VDMSFTModule(
             vdm, params.optim, params.train_text_encoder, sample_steps=params.eval.num_steps, fps=fps
         ),
         SamplesDataModule(
-            train_data[0],
+            train_items,
             val,
             params.trainer.batch_size,
             params.trainer.seed,
             params.trainer.num_workers,
-            collate_fn=train_data[1],
+            collate_fn=train_collate,
             val_collate_fn=collate,
         ),
         params.trainer,

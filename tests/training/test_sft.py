@@ -78,7 +78,8 @@ def test_a_short_vae_fit_keeps_the_objects_the_oracle_reads(tmp_path):
     fitted = evaluate_vae(vdm, samples)
     assert untrained["oracle_event_accuracy_raw"] == 1.0
     assert untrained["oracle_event_accuracy_reconstructed"] == 0.0
-    assert fitted["oracle_event_accuracy_reconstructed"] >= 0.4, fitted  # 0.5 measured; misses are shapes
+    # 0.75 measured (0.5 when only object pixels were weighted up: circles came back square)
+    assert fitted["oracle_event_accuracy_reconstructed"] >= 0.6, fitted
     assert fitted["pixel_mse"] < 0.01
 
 

@@ -1,0 +1,199 @@
+"""How far is the embedded default's VDM from solving its world? Oracle event accuracy of the SFT
+transformer given the ground-truth caption (what ``truth_caption_sft_vdm`` measures), against training
+steps, model size and train episodes, on the val split.
+
+    .venv/bin/python -m benchmarks.vdm_scaling [--project DIR] [--steps 800,1600] \
+        [--layouts default,width256] [--episodes 4096] [--params sft.vdm.optim.lr=1e-3] > /dev/null
+
+Needs a project that has run ``kedro run --pipelines ingest,caption`` (default: this one). The VAE is
+fitted once with the project's ``sft.vdm`` settings and the train latents cached, as the SFT node does;
+then the transformer is trained from scratch for every (layout, episodes, steps) and sampled from the
+val captions and contexts. Nothing is written to the project. It prints one row per run (to stderr):
+parameters, steps, seconds, flow loss, val pixel MSE against the still frame's, oracle event and kind
+accuracy, so the curve says what scale a target needs on this machine and where to spend a bigger one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from omegaconf import OmegaConf
+
+from benchmarks.stage_times import ROOT
+from benchmarks.training_seeds import parse_params
+from vans_pipelines.models.vdm import build_tiny_vdm
+from vans_pipelines.params import RunPaths, VDMParams, parse_section
+from vans_pipelines.pipelines.caption.nodes import captions_by_id
+from vans_pipelines.training.data import (
+    FrameSamples,
+    SamplesDataModule,
+    TripletSamples,
+    collate_frames,
+    spread_frames,
+)
+from vans_pipelines.training.trainer import OptimConfig, TrainerConfig, fit
+from vans_pipelines.training.vdm_sft import (
+    LatentSamples,
+    VAEFitModule,
+    VDMSFTModule,
+    collate_latents,
+    encode_latents,
+    evaluate_vdm,
+)
+
+#: Transformer layouts (overrides of ``sft.vdm.tiny``) the curve compares.
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "width64": {"num_heads": 2, "ffn_dim": 128},
+    "width256": {"num_heads": 8, "ffn_dim": 512},
+    "deep4": {"num_layers": 4},
+    "patch222": {"patch_size": [2, 2, 2]},
+}
+
+
+def vdm_params(project_params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The project's ``sft`` section with ``--params`` overrides (``sft.vdm....`` keys) merged in."""
+    sft = OmegaConf.merge(
+        OmegaConf.create(copy.deepcopy(project_params["sft"])), OmegaConf.create(overrides.get("sft", {}))
+    )
+    return OmegaConf.to_container(sft)
+
+
+def with_layout(sft: dict[str, Any], layout: str, steps: int) -> VDMParams:
+    """``sft.vdm`` with the transformer layout ``layout`` and ``steps`` training steps."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layouts: unknown layout {layout!r}; known: {sorted(LAYOUTS)}")
+    sft = copy.deepcopy(sft)
+    sft["vdm"]["tiny"].update(LAYOUTS[layout])
+    sft["vdm"]["trainer"]["max_steps"] = steps
+    return parse_section("sft", sft).vdm
+
+
+def fit_vae(params: VDMParams, train_triplets: Any, tokenizer: Any, paths: RunPaths) -> Any:
+    """The SFT node's VAE fit and latent statistics, on a fresh tiny VDM."""
+    vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=params.trainer.seed)
+    frames = FrameSamples(train_triplets)
+    config = TrainerConfig(
+        **{
+            **params.trainer.__dict__,
+            "max_steps": params.vae_fit.steps,
+            "batch_size": params.vae_fit.batch_frames,
+        }
+    )
+    fit(
+        VAEFitModule(
+            vdm,
+            OptimConfig(lr=params.vae_fit.lr, warmup_steps=10),
+            params.vae_fit.kl_weight,
+            params.vae_fit.foreground_weight,
+        ),
+        SamplesDataModule(
+            frames, None, params.vae_fit.batch_frames, params.trainer.seed, collate_fn=collate_frames
+        ),
+        config,
+        paths,
+        "vae",
+        "scaling",
+    )
+    vdm.vae.eval()
+    vdm.normalise_latents(spread_frames(frames, params.vae_fit.stats_frames))
+    return vdm.vae
+
+
+def train_and_measure(
+    params: VDMParams, vae: Any, tokenizer: Any, latents: LatentSamples, val: TripletSamples, paths: RunPaths
+) -> dict[str, Any]:
+    """Train a fresh transformer (and text encoder) on cached latents; sample val from the truth captions."""
+    vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=params.trainer.seed)
+    vdm.vae = vae
+    module = VDMSFTModule(vdm, params.optim, params.train_text_encoder, log_samples=0)
+    datamodule = SamplesDataModule(
+        latents, None, params.trainer.batch_size, params.trainer.seed, collate_fn=collate_latents
+    )
+    result = fit(module, datamodule, params.trainer, paths, "dit", f"scaling-{time.monotonic_ns()}")
+    for part in vdm.modules().values():
+        part.eval()
+    with torch.no_grad():
+        batch = collate_latents([latents[i] for i in range(min(len(latents), 256))])
+        x0 = batch["latents"]
+        condition = vdm.context_condition(batch["context_latents"], x0.shape[2])
+        flow_loss = float(
+            vdm.latent_flow_matching_loss(x0, condition, batch["caption"], torch.Generator().manual_seed(0))
+        )
+    scores = evaluate_vdm(vdm, val, num_steps=params.eval.num_steps, limit=params.eval.limit, seed=0)
+    return {
+        "parameters": sum(p.numel() for p in vdm.transformer.parameters()),
+        "seconds": result.seconds,
+        "train_flow_loss": flow_loss,
+        **scores,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=ROOT)
+    parser.add_argument("--steps", default="800,1600")
+    parser.add_argument("--layouts", default="default")
+    parser.add_argument("--episodes", default="", help="train episodes to use (default: all)")
+    parser.add_argument("--params", default="", help="overrides, e.g. sft.vdm.optim.lr=1e-3")
+    args = parser.parse_args()
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    project = args.project.resolve()
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        context = session.load_context()
+        catalog, project_params = context.catalog, context.params
+        train_triplets, val_triplets = catalog.load("train_triplets"), catalog.load("val_triplets")
+        captions, tokenizer = catalog.load("captions"), catalog.load("tokenizer")
+    sft = vdm_params(project_params, parse_params(args.params))
+    by_id = captions_by_id(captions)
+    val = TripletSamples(val_triplets, by_id)
+    steps = [int(s) for s in args.steps.split(",")]
+    layouts = args.layouts.split(",")
+    with tempfile.TemporaryDirectory(prefix="vans-vdm-scaling-") as tmp:
+        paths = RunPaths(str(Path(tmp) / "tb"), str(Path(tmp) / "ckpt"), "scaling")
+        base = with_layout(sft, "default", steps[0])
+        vae = fit_vae(base, train_triplets, tokenizer, paths)
+        vdm = build_tiny_vdm(tokenizer, base.tiny, base.conditioning, seed=0)
+        vdm.vae = vae
+        all_latents = encode_latents(vdm, TripletSamples(train_triplets, by_id))
+        episode_counts = [int(e) for e in args.episodes.split(",") if e] or [len(all_latents)]
+        header = (
+            f"{'layout':<10} {'params':>8} {'episodes':>8} {'steps':>6} {'seconds':>8} {'flow':>6} "
+            f"{'mse':>7} {'still':>7} {'event':>6} {'kind':>6}"
+        )
+        print(header, file=sys.stderr, flush=True)
+        for layout in layouts:
+            for episodes in episode_counts:
+                n = min(episodes, len(all_latents))
+                subset = LatentSamples(
+                    all_latents.captions[:n], all_latents.latents[:n], all_latents.context_latents[:n]
+                )
+                for count in steps:
+                    nan = float("nan")
+                    row = train_and_measure(
+                        with_layout(sft, layout, count), vae, tokenizer, subset, val, paths
+                    )
+                    print(
+                        f"{layout:<10} {row['parameters']:>8} {n:>8} {count:>6} {row['seconds']:>8.0f} "
+                        f"{row['train_flow_loss']:>6.3f} {row['pixel_mse']:>7.4f} "
+                        f"{row['still_baseline_pixel_mse']:>7.4f} "
+                        f"{row.get('oracle_event_accuracy', nan):>6.3f} "
+                        f"{row.get('oracle_kind_accuracy', nan):>6.3f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()

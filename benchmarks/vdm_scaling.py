@@ -74,8 +74,8 @@ def with_layout(sft: dict[str, Any], layout: str, steps: int) -> VDMParams:
     if layout not in LAYOUTS:
         raise ValueError(f"--layouts: unknown layout {layout!r}; known: {sorted(LAYOUTS)}")
     sft = copy.deepcopy(sft)
-    sft["vdm"]["tiny"].update(LAYOUTS[layout])
-    sft["vdm"]["trainer"]["max_steps"] = steps
+    sft["vdm"].setdefault("tiny", {}).update(LAYOUTS[layout])
+    sft["vdm"].setdefault("trainer", {})["max_steps"] = steps
     return parse_section("sft", sft).vdm
 
 

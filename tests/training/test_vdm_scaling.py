@@ -1,0 +1,57 @@
+"""benchmarks/vdm_scaling.py: layouts reach the model; one curve point trains and measures for real."""
+
+import pytest
+import torch
+
+from benchmarks.vdm_scaling import LAYOUTS, fit_vae, train_and_measure, vdm_params, with_layout
+from tests.training.worlds import captioned_world
+from vans_pipelines.models.vdm import TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.training.trainer import RunPaths
+from vans_pipelines.training.vdm_sft import encode_latents
+
+GEOMETRY = {"context_frames": 6, "target_frames": 4, "height": 32, "width": 32}
+
+
+def sft_section(steps: int = 3) -> dict:
+    vdm = {
+        "conditioning": {"context_frames": 2, "repeat_last_frame": True},
+        "vae_fit": {"steps": steps, "batch_frames": 4, "stats_frames": 16},
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": steps, "batch_size": 4},
+        "eval": {"num_steps": 2, "limit": 2},
+    }
+    return {"vlm": {}, "vdm": vdm}
+
+
+def test_layouts_and_overrides_reach_the_vdm_settings():
+    sft = vdm_params({"sft": sft_section()}, {"sft": {"vdm": {"optim": {"lr": 0.01}}}})
+    params = with_layout(sft, "width256", 50)
+    assert params.tiny.num_heads == LAYOUTS["width256"]["num_heads"]
+    assert params.trainer.max_steps == 50 and params.optim.lr == 0.01
+    assert with_layout(sft, "default", 7).tiny == TinyVDMSpec()
+    with pytest.raises(ValueError, match="--layouts: unknown layout 'huge'"):
+        with_layout(sft, "huge", 1)
+
+
+@pytest.mark.slow
+def test_one_curve_point_trains_the_transformer_and_reads_val_with_the_oracle(tmp_path):
+    train, val, captions, tokenizer = captioned_world(8, 2, **GEOMETRY)
+    sft = vdm_params({"sft": sft_section()}, {})
+    paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test")
+    params = with_layout(sft, "default", 3)
+    vae = fit_vae(params, train, tokenizer, paths)
+    vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=0)
+    vdm.vae = vae
+    latents = encode_latents(vdm, TripletSamples(train, captions))
+    vae_weights = {n: p.clone() for n, p in vae.named_parameters()}
+    rows = {
+        layout: train_and_measure(
+            with_layout(sft, layout, 3), vae, tokenizer, latents, TripletSamples(val, captions), paths
+        )
+        for layout in ("default", "width64")
+    }
+    for row in rows.values():
+        assert row["samples"] == 2 and 0 <= row["oracle_event_accuracy"] <= 1
+        assert row["train_flow_loss"] > 0 and row["pixel_mse"] > 0
+    assert rows["width64"]["parameters"] < rows["default"]["parameters"]
+    assert all(torch.equal(vae_weights[n], p) for n, p in vae.named_parameters())  # the VAE stays frozen

@@ -48,10 +48,10 @@ def test_one_curve_point_trains_the_transformer_and_reads_val_with_the_oracle(tm
         layout: train_and_measure(
             with_layout(sft, layout, 3), vae, tokenizer, latents, TripletSamples(val, captions), paths
         )
-        for layout in ("default", "width64")
+        for layout in ("default", "width256")
     }
     for row in rows.values():
         assert row["samples"] == 2 and 0 <= row["oracle_event_accuracy"] <= 1
         assert row["train_flow_loss"] > 0 and row["pixel_mse"] > 0
-    assert rows["width64"]["parameters"] < rows["default"]["parameters"]
+    assert rows["width256"]["parameters"] > rows["default"]["parameters"]
     assert all(torch.equal(vae_weights[n], p) for n, p in vae.named_parameters())  # the VAE stays frozen

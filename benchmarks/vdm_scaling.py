@@ -35,20 +35,17 @@ from vans_pipelines.models.vdm import build_tiny_vdm
 from vans_pipelines.params import RunPaths, VDMParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
 from vans_pipelines.training.data import (
-    FrameSamples,
     SamplesDataModule,
     TripletSamples,
-    collate_frames,
-    spread_frames,
 )
-from vans_pipelines.training.trainer import OptimConfig, TrainerConfig, fit
+from vans_pipelines.training.trainer import fit
 from vans_pipelines.training.vdm_sft import (
     LatentSamples,
-    VAEFitModule,
     VDMSFTModule,
     collate_latents,
     encode_latents,
     evaluate_vdm,
+    fit_vae,
 )
 
 #: Transformer layouts (overrides of ``sft.vdm.tiny``) the curve compares.
@@ -77,37 +74,6 @@ def with_layout(sft: dict[str, Any], layout: str, steps: int) -> VDMParams:
     sft["vdm"].setdefault("tiny", {}).update(LAYOUTS[layout])
     sft["vdm"].setdefault("trainer", {})["max_steps"] = steps
     return parse_section("sft", sft).vdm
-
-
-def fit_vae(params: VDMParams, train_triplets: Any, tokenizer: Any, paths: RunPaths) -> Any:
-    """The SFT node's VAE fit and latent statistics, on a fresh tiny VDM."""
-    vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=params.trainer.seed)
-    frames = FrameSamples(train_triplets)
-    config = TrainerConfig(
-        **{
-            **params.trainer.__dict__,
-            "max_steps": params.vae_fit.steps,
-            "batch_size": params.vae_fit.batch_frames,
-        }
-    )
-    fit(
-        VAEFitModule(
-            vdm,
-            OptimConfig(lr=params.vae_fit.lr, warmup_steps=10),
-            params.vae_fit.kl_weight,
-            params.vae_fit.foreground_weight,
-        ),
-        SamplesDataModule(
-            frames, None, params.vae_fit.batch_frames, params.trainer.seed, collate_fn=collate_frames
-        ),
-        config,
-        paths,
-        "vae",
-        "scaling",
-    )
-    vdm.vae.eval()
-    vdm.normalise_latents(spread_frames(frames, params.vae_fit.stats_frames))
-    return vdm.vae
 
 
 def train_and_measure(
@@ -163,9 +129,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vans-vdm-scaling-") as tmp:
         paths = RunPaths(str(Path(tmp) / "tb"), str(Path(tmp) / "ckpt"), "scaling")
         base = with_layout(sft, "default", steps[0])
-        vae = fit_vae(base, train_triplets, tokenizer, paths)
-        vdm = build_tiny_vdm(tokenizer, base.tiny, base.conditioning, seed=0)
-        vdm.vae = vae
+        vdm = build_tiny_vdm(tokenizer, base.tiny, base.conditioning, seed=base.trainer.seed)
+        fit_vae(vdm, train_triplets, base.vae_fit, base.trainer, paths, "scaling", stage="vae")
+        vae = vdm.vae
         all_latents = encode_latents(vdm, TripletSamples(train_triplets, by_id))
         episode_counts = [int(e) for e in args.episodes.split(",") if e] or [len(all_latents)]
         header = (
@@ -173,6 +139,7 @@ def main() -> None:
             f"{'mse':>7} {'still':>7} {'event':>6} {'kind':>6}"
         )
         print(header, file=sys.stderr, flush=True)
+        nan = float("nan")
         for layout in layouts:
             for episodes in episode_counts:
                 n = min(episodes, len(all_latents))
@@ -180,7 +147,6 @@ def main() -> None:
                     all_latents.captions[:n], all_latents.latents[:n], all_latents.context_latents[:n]
                 )
                 for count in steps:
-                    nan = float("nan")
                     row = train_and_measure(
                         with_layout(sft, layout, count), vae, tokenizer, subset, val, paths
                     )

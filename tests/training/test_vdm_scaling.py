@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from benchmarks.vdm_scaling import LAYOUTS, fit_vae, train_and_measure, vdm_params, with_layout
+from benchmarks.vdm_scaling import LAYOUTS, train_and_measure, vdm_params, with_layout
 from tests.training.worlds import captioned_world
 from vans_pipelines.models.vdm import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.training.data import TripletSamples
 from vans_pipelines.training.trainer import RunPaths
-from vans_pipelines.training.vdm_sft import encode_latents
+from vans_pipelines.training.vdm_sft import encode_latents, fit_vae
 
 GEOMETRY = {"context_frames": 6, "target_frames": 4, "height": 32, "width": 32}
 
@@ -39,9 +39,9 @@ def test_one_curve_point_trains_the_transformer_and_reads_val_with_the_oracle(tm
     sft = vdm_params({"sft": sft_section()}, {})
     paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test")
     params = with_layout(sft, "default", 3)
-    vae = fit_vae(params, train, tokenizer, paths)
     vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=0)
-    vdm.vae = vae
+    fit_vae(vdm, train, params.vae_fit, params.trainer, paths, "test")
+    vae = vdm.vae
     latents = encode_latents(vdm, TripletSamples(train, captions))
     vae_weights = {n: p.clone() for n, p in vae.named_parameters()}
     rows = {

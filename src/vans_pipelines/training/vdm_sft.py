@@ -4,8 +4,8 @@ flow matching of the transformer on (caption, context) → target clip."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,8 +14,18 @@ from torch.utils.data import Dataset
 from vans_pipelines.metrics import oracle_event_scores, pixel_mse
 from vans_pipelines.models.vdm import VideoDiffusionModel, to_model_video, to_uint8_video
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.trainer import OptimConfig
+from vans_pipelines.training.data import (
+    FrameSamples,
+    SamplesDataModule,
+    collate_frames,
+    ordered_batches,
+    spread_frames,
+)
+from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, TrainerConfig, fit
+from vans_pipelines.triplets import TripletSet
+
+if TYPE_CHECKING:  # params imports training: only the annotation refers back
+    from vans_pipelines.params import VAEFitParams
 
 
 def foreground_weights(
@@ -75,6 +85,36 @@ class VAEFitModule(TrainingModule):
             {"train/vae_reconstruction": rec, "train/vae_kl": kl}, on_step=True, batch_size=len(frames)
         )
         return loss
+
+
+def fit_vae(
+    vdm: VideoDiffusionModel,
+    train_triplets: TripletSet,
+    settings: VAEFitParams,
+    trainer: TrainerConfig,
+    paths: RunPaths,
+    run_key: str,
+    stage: str = "sft_vae",
+) -> FitResult:
+    """Fit ``vdm``'s VAE on the train clips' single frames (``settings``: ``sft.vdm.vae_fit``; the rest of
+    the trainer settings from ``trainer``), then set its latent statistics from a spread of frames."""
+    frames = FrameSamples(train_triplets)
+    result = fit(
+        VAEFitModule(
+            vdm,
+            OptimConfig(lr=settings.lr, warmup_steps=10),
+            settings.kl_weight,
+            settings.foreground_weight,
+        ),
+        SamplesDataModule(frames, None, settings.batch_frames, trainer.seed, collate_fn=collate_frames),
+        replace(trainer, max_steps=settings.steps, batch_size=settings.batch_frames, val_every_n_steps=None),
+        paths,
+        stage,
+        run_key,
+    )
+    vdm.vae.eval()
+    vdm.normalise_latents(spread_frames(frames, settings.stats_frames))
+    return result
 
 
 class LatentSamples(Dataset):

@@ -15,22 +15,19 @@ from vans_pipelines.models.vlm import VisionLanguageModel, build_tiny_vlm
 from vans_pipelines.params import RunParams, SFTParams, VDMParams, VLMParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
 from vans_pipelines.training.data import (
-    FrameSamples,
     SamplesDataModule,
     TripletSamples,
     check_batch_fits,
     collate,
-    collate_frames,
-    spread_frames,
 )
-from vans_pipelines.training.trainer import OptimConfig, TrainerConfig, fingerprint, fit, world_size
+from vans_pipelines.training.trainer import fingerprint, fit, world_size
 from vans_pipelines.training.vdm_sft import (
-    VAEFitModule,
     VDMSFTModule,
     collate_latents,
     encode_latents,
     evaluate_vae,
     evaluate_vdm,
+    fit_vae,
 )
 from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm
 from vans_pipelines.triplets import TripletSet
@@ -127,33 +124,8 @@ def train_vdm(
     key = fingerprint(params, len(train), len(tokenizer))
     vae_seconds = 0.0
     if params.vae_fit.steps:
-        vae_trainer = TrainerConfig(
-            **{
-                **params.trainer.__dict__,
-                "max_steps": params.vae_fit.steps,
-                "batch_size": params.vae_fit.batch_frames,
-                "val_every_n_steps": None,
-            }
-        )
-        frames = FrameSamples(train_triplets)
-        vae_result = fit(
-            VAEFitModule(
-                vdm,
-                OptimConfig(lr=params.vae_fit.lr, warmup_steps=10),
-                params.vae_fit.kl_weight,
-                params.vae_fit.foreground_weight,
-            ),
-            SamplesDataModule(
-                frames, None, params.vae_fit.batch_frames, params.trainer.seed, collate_fn=collate_frames
-            ),
-            vae_trainer,
-            paths,
-            "sft_vae",
-            key,
-        )
+        vae_result = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, paths, key)
         vae_seconds = vae_result.seconds
-        vdm.vae.eval()
-        vdm.normalise_latents(spread_frames(frames, params.vae_fit.stats_frames))
     if params.finetune == "lora":
         vdm.add_lora(params.lora, seed=params.trainer.seed)
     cache_started = time.perf_counter()

@@ -9,6 +9,7 @@ from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 from scipy import linalg
 
+from vans_pipelines.world.captions import parse_caption
 from vans_pipelines.world.events import Event
 from vans_pipelines.world.oracle import read_event
 
@@ -86,3 +87,17 @@ def oracle_event_scores(
         exact.append(float(seen == expected))
         kind.append(float(seen is not None and seen.kind == expected.kind))
     return {"event": np.array(exact), "kind": np.array(kind)}
+
+
+def caption_event_scores(captions: Sequence[str], events: Sequence[str | dict | Event]) -> np.ndarray:
+    """Per caption: 1.0 when it names exactly the expected event (any of the world's phrasings), else 0.0.
+
+    >>> falls = Event("fall", "red square")
+    >>> caption_event_scores(["The red square falls and lands on the floor."], [falls]).tolist()
+    [1.0]
+    >>> caption_event_scores(["The blue square falls and lands on the floor."], [falls]).tolist()
+    [0.0]
+    """
+    return np.array(
+        [float(parse_caption(c) == Event.parse(e)) for c, e in zip(captions, events, strict=True)]
+    )

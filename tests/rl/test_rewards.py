@@ -18,8 +18,9 @@ def scorer():
     )
 
 
-def test_registry_holds_the_papers_rewards_and_the_oracle():
+def test_registry_holds_the_papers_rewards_and_the_oracles():
     assert set(REWARDS) == {
+        "caption_event",
         "format",
         "text_fidelity",
         "video_fidelity",
@@ -27,6 +28,22 @@ def test_registry_holds_the_papers_rewards_and_the_oracle():
         "context_consistency",
         "oracle_event",
     }
+
+
+def test_caption_event_reads_the_object_and_the_action():
+    from vans_pipelines.world.events import Event
+
+    events = [Event("fall", "red square")] * 3
+    captions = [
+        "The red square keeps falling until it hits the floor.",  # another phrasing: still right
+        "The red circle falls and lands on the floor.",  # wrong object
+        "[Ans] the red square [/Ans]",  # no event
+    ]
+    assert compute_rewards(["caption_event"], captions=captions, events=events)["caption_event"].tolist() == [
+        1.0,
+        0.0,
+        0.0,
+    ]
 
 
 def test_format_and_text_fidelity():

@@ -222,8 +222,12 @@ def test_stage2_trains_only_the_transformer_adapter_and_logs_motion(world, tmp_p
 def test_evaluations_report_totals_spread_and_the_oracle(world):
     _, val, vlm, vdm, scorer = world
     one = evaluate_stage1(vlm, vdm, scorer, val, VLM_REWARDS, render_steps=2, seeds=[0, 1], max_new_tokens=8)
-    assert one["samples"] == 4 and set(one["rewards"]) == {*VLM_REWARDS, "oracle_event"}
+    assert one["samples"] == 4 and set(one["rewards"]) == {*VLM_REWARDS, "caption_event", "oracle_event"}
     assert one["total_seed_std"] > 0 and len(one["total_per_seed"]) == 2
+    # the two oracles are measured, not rewarded: the total is the configured rewards' weighted sum
+    weighted = sum(w * one["rewards"][n] for n, w in VLM_REWARDS.items())
+    assert one["total"] == pytest.approx(weighted, abs=1e-5)
+    assert 0.0 <= one["rewards"]["caption_event"] <= 1.0
     two = evaluate_stage2(vdm, scorer, anchored(val), VDM_REWARDS, num_steps=2, seeds=[0])
     assert two["samples"] == 4 and "oracle_event" in two["rewards"] and two["target_motion"] > 0
     assert two["total_seed_std"] == 0.0  # one seed: no spread

@@ -17,13 +17,18 @@ import torch
 from torch.utils.data import Dataset
 
 from vans_pipelines.evaluation.features import VideoFeatures
-from vans_pipelines.metrics import bleu, frechet_distance, oracle_event_scores, rouge_l
+from vans_pipelines.metrics import (
+    bleu,
+    caption_event_scores,
+    frechet_distance,
+    oracle_event_scores,
+    rouge_l,
+)
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
 from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.grpo import motion
-from vans_pipelines.world.captions import parse_caption
 from vans_pipelines.world.events import Event
 
 
@@ -107,11 +112,8 @@ def caption_metrics(
     synthetic world also the share of captions that name exactly the ground-truth event. Returns the
     summary and per-sample ROUGE-L and event correctness (NaN without events)."""
     rouge = rouge_l(predictions, references)
-    expected = [Event.parse(e) for e in events]
-    if all(e is not None for e in expected):
-        event_ok = np.array(
-            [float(parse_caption(p) == e) for p, e in zip(predictions, expected, strict=True)]
-        )
+    if all(Event.parse(e) is not None for e in events):
+        event_ok = caption_event_scores(predictions, events)
     else:
         event_ok = np.full(len(predictions), np.nan)
     summary = {f"bleu_{n}": bleu(predictions, references, n) for n in range(1, 5)}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vans_pipelines.metrics import oracle_event_scores, rouge_l
+from vans_pipelines.metrics import caption_event_scores, oracle_event_scores, rouge_l
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
 from vans_pipelines.models.vlm import parse_answer
 
@@ -128,6 +128,20 @@ def oracle_event(videos: Sequence[np.ndarray], events: Sequence[Any], **_: Any) 
     [0.0]
     """
     return torch.from_numpy(oracle_event_scores(list(videos), list(events))["event"]).float()
+
+
+@register("caption_event")
+def caption_event(captions: Sequence[str], events: Sequence[Any], **_: Any) -> torch.Tensor:
+    """Synthetic world only: 1 when the caption names exactly the expected event (right object, right
+    action), read by the world's caption parser. The verifiable text-side counterpart of
+    :func:`oracle_event`; for analysis, weight 0 by default.
+
+    >>> from vans_pipelines.world.events import Event
+    >>> falls = Event("fall", "red square")
+    >>> caption_event(["The red square falls and lands on the floor."], [falls]).tolist()
+    [1.0]
+    """
+    return torch.from_numpy(caption_event_scores(list(captions), list(events))).float()
 
 
 def check_reward_names(weights: Mapping[str, float], key: str) -> list[str]:

@@ -227,6 +227,11 @@ class GRPOVLMModule(GRPOModule):
         return float(loss.detach()), stats
 
 
+#: Rewards the stage-1 val report measures on the synthetic world beside the configured ones (not in the
+#: total unless weighted): is the caption's event right, and does the oracle read it from the render?
+STAGE1_ANALYSIS = ("caption_event", "oracle_event")
+
+
 @torch.no_grad()
 def evaluate_stage1(
     vlm: VisionLanguageModel,
@@ -242,11 +247,12 @@ def evaluate_stage1(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """The stage-1 reward of the VLM's greedy answers on ``samples``, each rendered by the frozen VDM
-    once per seed: per-reward means, the total and its seed-to-seed spread, plus the world oracle's event
-    accuracy of the renders (analysis only, not in the total)."""
+    once per seed: per-reward means, the total and its seed-to-seed spread, plus (analysis only, not in
+    the total) the share of captions naming the right event and the world oracle's event accuracy of
+    the renders."""
     per_seed: list[dict[str, list[torch.Tensor]]] = [{} for _ in seeds]
     motions, examples = [], []
-    names = list(weights) + (["oracle_event"] if "oracle_event" not in weights else [])
+    names = list(weights) + [n for n in STAGE1_ANALYSIS if n not in weights]
     for start, batch in ordered_batches(samples, batch_size, limit):
         texts = vlm.generate(list(batch["context"]), batch["question"], max_new_tokens=max_new_tokens).texts
         has_events = all(e is not None for e in batch["event"])
@@ -259,7 +265,7 @@ def evaluate_stage1(
                 num_steps=render_steps,
                 seed=eval_noise_seed(seed, start),
             )
-            wanted = {n: weights.get(n, 0.0) for n in names if n != "oracle_event" or has_events}
+            wanted = {n: weights.get(n, 0.0) for n in names if n not in STAGE1_ANALYSIS or has_events}
             for name, values in stage1_rewards(wanted, texts, clips, batch, scorer, 1).items():
                 per_seed[k].setdefault(name, []).append(values)
             if k == 0:

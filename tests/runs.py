@@ -3,11 +3,15 @@ pipeline, CLI and notebook tests."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+
+from vans_pipelines.params import parse_section
+from vans_pipelines.training.trainer import fingerprint
 
 TINY: dict[str, Any] = {
     "ingest": {"synthetic": {"num_train": 12, "num_val": 4, "num_test": 4}},
@@ -59,3 +63,30 @@ def run(
     bootstrap_project(project)
     with KedroSession.create(project_path=project, runtime_params=runtime_params, env=env) as session:
         return session.run(pipeline_names=pipelines, node_names=nodes)
+
+
+def holds_current_default_sft(project: Path) -> bool:
+    """Whether ``project``'s data holds SFT models of the default config made by the code as it is now, as
+    ``make run`` leaves them before ``make test`` (CI): no parameter files beside ``conf/base``, both SFT
+    reports carry the run key the default settings give on this data, and no source or config file is
+    newer than they are. Tests that need the default's trained models copy them then, instead of spending
+    ten minutes re-making identical ones (SFT is deterministic on the CPU)."""
+    data = project / "data"
+    reports = [data / "08_reporting" / f"sft_{model}_report.json" for model in ("vlm", "vdm")]
+    needed = [*reports, *(data / "06_models" / f"sft_{model}" for model in ("vlm", "vdm"))]
+    if not all(path.exists() for path in needed):
+        return False
+    if any(path.name.startswith("parameters") for path in (project / "conf" / "local").rglob("*")):
+        return False
+    sources = [path for folder in ("src", "conf/base") for path in (project / folder).rglob("*")]
+    newest_source = max((path.stat().st_mtime for path in sources if path.is_file()), default=0.0)
+    if newest_source > min(report.stat().st_mtime for report in reports):
+        return False
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        context = session.load_context()
+        sft = parse_section("sft", context.params["sft"])
+        train = context.catalog.load("train_triplets")
+        tokenizer = context.catalog.load("tokenizer")
+    expected = [fingerprint(params, len(train), len(tokenizer)) for params in (sft.vlm, sft.vdm)]
+    return [json.loads(report.read_text()).get("run_key") for report in reports] == expected

@@ -74,6 +74,7 @@ def train_vlm(
     evaluation = {"max_new_tokens": params.eval.max_new_tokens, "limit": params.eval.limit}
     started = time.perf_counter()
     before = evaluate_vlm(vlm, val, **evaluation)
+    key = fingerprint(params, len(train), len(tokenizer))
     result = fit(
         VLMSFTModule(vlm, params.optim, max_new_tokens=params.eval.max_new_tokens),
         SamplesDataModule(
@@ -82,11 +83,12 @@ def train_vlm(
         params.trainer,
         run_params.paths(kedro_run),
         "sft_vlm",
-        fingerprint(params, len(train), len(tokenizer)),
+        key,
     )
     vlm.model.eval()
     after = evaluate_vlm(vlm, val, **evaluation)
     report = {
+        "run_key": key,  # the settings' fingerprint (also what a resumed checkpoint must match)
         "parameters": sum(p.numel() for p in vlm.model.parameters()),
         **result.summary(),
         "node_seconds": round(time.perf_counter() - started, 2),
@@ -160,6 +162,7 @@ def train_vdm(
         "test": evaluate_vae(vdm, TripletSamples(test_triplets, by_id), **vae_check),
     }
     report = {
+        "run_key": key,
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in vdm.modules().items()},
         "vae_fit_steps": params.vae_fit.steps,
         "vae_fit_seconds": round(vae_seconds, 2),

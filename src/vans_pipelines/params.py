@@ -346,6 +346,12 @@ class GRPOVDMParams(RewardWeights):
     @model_validator(mode="after")
     def _valid(self) -> GRPOVDMParams:
         _check_training(self.trainer, self.optim)
+        if self.sde.noise_level <= 0:
+            # 0 is the deterministic ODE sampler: its steps have no log-probability to train on.
+            raise ValueError(
+                f"sde.noise_level: must be > 0 for stage-2 training (a stochastic step's log-prob is "
+                f"what GRPO trains on; 0 is the ODE sampler), got {self.sde.noise_level}"
+            )
         return self
 
 

@@ -81,6 +81,13 @@ def stage1(world, grpo=None, lr=1e-2):
     )
 
 
+def test_stage1_dr_grpo_divides_by_the_configured_maximum_length(world):
+    """TRL's dr_grpo constant is the configured maximum completion length, whatever the batch's longest."""
+    assert stage1(world, GRPOConfig(group_size=4, loss_type="dr_grpo")).grpo.max_completion_length == 12
+    set_length = GRPOConfig(group_size=4, loss_type="dr_grpo", max_completion_length=40)
+    assert stage1(world, set_length).grpo.max_completion_length == 40
+
+
 def test_stage1_trains_only_the_adapter_and_logs_every_tag(world, tmp_path):
     train = world[0]
     module = stage1(world)

@@ -38,7 +38,9 @@ class GRPOConfig:
     # "sum": weighted sum of rewards, then normalised; "normalise": each reward normalised, then summed.
     combine: Combine = "sum"
     loss_type: LossType = "grpo"
-    max_completion_length: int | None = None  # dr_grpo's constant (the VLM's max_new_tokens by default)
+    # dr_grpo's constant. None: stage 1 sets the VLM's sampling.max_new_tokens; a caller that leaves it
+    # None divides by the rows' element count (stage 2: one element per denoising step).
+    max_completion_length: int | None = None
     mask_zero_std_groups: bool = True  # groups whose rewards are all equal carry no signal: leave them out
     std_epsilon: float = 1e-4
 

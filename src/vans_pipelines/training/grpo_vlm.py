@@ -9,7 +9,7 @@ VLM's LoRA adapter, token by token.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -131,6 +131,10 @@ class GRPOVLMModule(GRPOModule):
         fps: float = 8.0,
         log_samples_every: int = 10,
     ):
+        if grpo.max_completion_length is None:
+            # dr_grpo divides by a constant length: the configured maximum, as TRL does, not the longest
+            # completion of the batch (which would change the loss scale from batch to batch).
+            grpo = replace(grpo, max_completion_length=sampling.max_new_tokens)
         super().__init__(
             grpo,
             weights,

@@ -120,6 +120,16 @@ class IngestParams(_Strict):
     videos: VideosSource = VideosSource()
 
 
+def _check_grpo_lora(lora: LoraSpec) -> None:
+    """GRPO's ratio compares the update's log-probs with the rollout's: with LoRA dropout the two passes
+    drop different units, so on the first iteration the ratio is no longer exactly 1."""
+    if lora.dropout > 0:
+        raise ValueError(
+            f"lora.dropout: must be 0 in a GRPO stage (dropout makes the on-policy ratio differ from 1), "
+            f"got {lora.dropout}"
+        )
+
+
 def _check_training(trainer: TrainerConfig, optim: OptimConfig | None = None) -> None:
     """Range checks the library dataclasses leave to their callers."""
     for key in (
@@ -307,6 +317,7 @@ class GRPOVLMParams(RewardWeights):
     @model_validator(mode="after")
     def _valid(self) -> GRPOVLMParams:
         _check_training(self.trainer, self.optim)
+        _check_grpo_lora(self.lora)
         return self
 
 
@@ -346,6 +357,7 @@ class GRPOVDMParams(RewardWeights):
     @model_validator(mode="after")
     def _valid(self) -> GRPOVDMParams:
         _check_training(self.trainer, self.optim)
+        _check_grpo_lora(self.lora)
         if self.sde.noise_level <= 0:
             # 0 is the deterministic ODE sampler: its steps have no log-probability to train on.
             raise ValueError(

@@ -58,6 +58,8 @@ def test_joint_grpo_writes_both_models_anchors_and_reports(after_sft):
         ({"grpo_vdm": {"rewards": {"video_fidelity": -1.0}}}, r"grpo_vdm\.rewards\.video_fidelity: weight"),
         ({"grpo_vdm": {"grpo": {"epsilon_high": 0.0}}}, r"grpo_vdm\.grpo\.epsilon_high: the clip range"),
         ({"grpo_vdm": {"sde": {"noise_level": 0.0}}}, r"grpo_vdm\.sde\.noise_level: must be > 0"),
+        ({"grpo_vlm": {"lora": {"dropout": 0.1}}}, r"grpo_vlm\.lora\.dropout: must be 0 in a GRPO stage"),
+        ({"grpo_vdm": {"lora": {"dropout": 0.1}}}, r"grpo_vdm\.lora\.dropout: must be 0 in a GRPO stage"),
         ({"grpo_vlm": {"trainer": {"batch_size": 64}}}, r"grpo_vlm\.trainer\.batch_size: 64 is larger"),
     ],
 )

@@ -11,7 +11,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from vans_pipelines.params import parse_section
-from vans_pipelines.training.trainer import fingerprint
+from vans_pipelines.pipelines.sft.nodes import sft_run_key
 
 TINY: dict[str, Any] = {
     "ingest": {"synthetic": {"num_train": 12, "num_val": 4, "num_test": 4}},
@@ -82,11 +82,15 @@ def holds_current_default_sft(project: Path) -> bool:
     newest_source = max((path.stat().st_mtime for path in sources if path.is_file()), default=0.0)
     if newest_source > min(report.stat().st_mtime for report in reports):
         return False
+    expected = default_sft_run_keys(project)
+    return [json.loads(report.read_text()).get("run_key") for report in reports] == expected
+
+
+def default_sft_run_keys(project: Path) -> list[str]:
+    """The ``run_key`` of the VLM and VDM SFT reports that ``project``'s settings give on its data."""
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
         context = session.load_context()
         sft = parse_section("sft", context.params["sft"])
-        train = context.catalog.load("train_triplets")
-        tokenizer = context.catalog.load("tokenizer")
-    expected = [fingerprint(params, len(train), len(tokenizer)) for params in (sft.vlm, sft.vdm)]
-    return [json.loads(report.read_text()).get("run_key") for report in reports] == expected
+        sizes = len(context.catalog.load("train_triplets")), len(context.catalog.load("tokenizer"))
+    return [sft_run_key(params, *sizes) for params in (sft.vlm, sft.vdm)]

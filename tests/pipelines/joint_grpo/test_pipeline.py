@@ -6,16 +6,13 @@ import os
 
 import pandas as pd
 import pytest
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from benchmarks.training_seeds import copy_finished_project
 from tests.conftest import PROJECT_ROOT, make_project_copy, torchrun_kedro
-from tests.runs import SMALL_GRPO, TINY, holds_current_default_sft, run
+from tests.runs import SMALL_GRPO, TINY, default_sft_run_keys, holds_current_default_sft, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import ParameterError, parse_section
-from vans_pipelines.training.trainer import fingerprint
+from vans_pipelines.params import ParameterError
 
 
 @pytest.fixture(scope="module")
@@ -134,17 +131,12 @@ def test_default_sft_is_reused_only_when_settings_and_code_match(after_sft, tmp_
     (tmp_path / "copy").mkdir()
     project = copy_finished_project(after_sft, tmp_path / "copy")
     assert not holds_current_default_sft(project)  # trained, but with the tiny test settings
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project) as session:
-        context = session.load_context()
-        sft = parse_section("sft", context.params["sft"])
-        sizes = len(context.catalog.load("train_triplets")), len(context.catalog.load("tokenizer"))
     reports = project / "data" / "08_reporting"
-    for model, params in (("vlm", sft.vlm), ("vdm", sft.vdm)):
+    for model, key in zip(("vlm", "vdm"), default_sft_run_keys(project), strict=True):
         path = reports / f"sft_{model}_report.json"
         report = json.loads(path.read_text())
-        assert report["run_key"] != fingerprint(params, *sizes)
-        path.write_text(json.dumps({**report, "run_key": fingerprint(params, *sizes)}))
+        assert report["run_key"] != key
+        path.write_text(json.dumps({**report, "run_key": key}))
     assert holds_current_default_sft(project)  # as if made with the default settings
     (project / "conf" / "local" / "parameters.yml").write_text("sft: {vlm: {optim: {lr: 1.0e-3}}}\n")
     assert not holds_current_default_sft(project)  # a local override: not the default

@@ -53,6 +53,12 @@ def load_vdm(params: VDMParams, tokenizer: PreTrainedTokenizerBase) -> VideoDiff
     return vdm
 
 
+def sft_run_key(params: VLMParams | VDMParams, train_samples: int, vocabulary: int) -> str:
+    """The identity of an SFT run's settings and data sizes: the key its resumable checkpoints must match
+    and the ``run_key`` its report carries."""
+    return fingerprint(params, train_samples, vocabulary)
+
+
 def train_vlm(
     train_triplets: TripletSet,
     val_triplets: TripletSet,
@@ -74,7 +80,7 @@ def train_vlm(
     evaluation = {"max_new_tokens": params.eval.max_new_tokens, "limit": params.eval.limit}
     started = time.perf_counter()
     before = evaluate_vlm(vlm, val, **evaluation)
-    key = fingerprint(params, len(train), len(tokenizer))
+    key = sft_run_key(params, len(train), len(tokenizer))
     result = fit(
         VLMSFTModule(vlm, params.optim, max_new_tokens=params.eval.max_new_tokens),
         SamplesDataModule(
@@ -123,7 +129,7 @@ def train_vdm(
     evaluation = {"num_steps": params.eval.num_steps, "limit": params.eval.limit, "seed": params.trainer.seed}
     started = time.perf_counter()
     before = evaluate_vdm(vdm, val, **evaluation)
-    key = fingerprint(params, len(train), len(tokenizer))
+    key = sft_run_key(params, len(train), len(tokenizer))
     vae_seconds = 0.0
     if params.vae_fit.steps:
         vae_result = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, paths, key)
@@ -177,4 +183,4 @@ def train_vdm(
     return vdm, report
 
 
-__all__ = ["SFTParams", "load_vdm", "load_vlm", "train_vdm", "train_vlm"]
+__all__ = ["SFTParams", "load_vdm", "load_vlm", "sft_run_key", "train_vdm", "train_vlm"]

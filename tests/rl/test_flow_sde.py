@@ -6,7 +6,7 @@ import torch
 
 from vans_pipelines.models.lora import LoraSpec, adapters_disabled
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm, to_uint8_video
-from vans_pipelines.rl.flow_sde import SDEConfig, gaussian_kl, sample_sde, sde_step, sigma_cap
+from vans_pipelines.rl.flow_sde import SDEConfig, gaussian_kl, sample_sde, sde_step, sigma_cap, step_kl
 
 
 def test_step_follows_the_flow_grpo_formulas():
@@ -36,12 +36,46 @@ def test_log_prob_matches_torch_distributions_normal():
     assert step.log_prob.dtype == torch.float32 and step.sample.dtype == torch.float64
 
 
-def test_the_first_step_uses_the_capped_noise_level():
+def test_the_first_step_caps_only_the_denominator_as_flow_grpo():
+    """Flow-GRPO: sigma_t = a sqrt(t / (1 - where(t == 1, t_1, t))), so at t = 1 the numerator stays 1."""
     x = torch.zeros(1, 4)
     with pytest.raises(ValueError, match="sigma_cap"):
         sde_step(x, x, 1.0, 0.9, 0.7)
     step = sde_step(x, x, 1.0, 0.9, 0.7, sigma_cap=0.9)
-    assert float(step.std) == pytest.approx(0.7 * np.sqrt(0.9 / 0.1) * np.sqrt(0.1))
+    sigma_t = 0.7 * np.sqrt(1.0 / (1 - 0.9))
+    assert float(step.sigma_t) == pytest.approx(sigma_t)
+    assert float(step.std) == pytest.approx(sigma_t * np.sqrt(0.1))
+    # below t = 1 the cap plays no part
+    later = sde_step(x, x, 0.8, 0.6, 0.7, sigma_cap=0.9)
+    assert float(later.sigma_t) == pytest.approx(0.7 * np.sqrt(0.8 / 0.2))
+
+
+def test_step_kl_forms_match_their_hand_formulas():
+    g = torch.Generator().manual_seed(4)
+    x, v, v_ref = (torch.randn(3, 2, 5, generator=g) for _ in range(3))
+    t, t_next, a = 0.7, 0.5, 0.8
+    policy = sde_step(x, v, t, t_next, a, generator=g)
+    ref = sde_step(x, v_ref, t, t_next, a, generator=g)
+    sigma_t = a * np.sqrt(t / (1 - t))
+    squared = ((policy.mean - ref.mean) ** 2).flatten(1).mean(1)
+    flow_grpo = squared / (2 * sigma_t**2)  # Flow-GRPO's train_sd3.py
+    exact = squared / (2 * sigma_t**2 * (t - t_next))  # KL(N(mean, std^2) || N(ref, std^2))
+    torch.testing.assert_close(step_kl(policy, ref.mean, "flow_grpo"), flow_grpo)
+    torch.testing.assert_close(step_kl(policy, ref.mean, "exact"), exact)
+    torch.testing.assert_close(step_kl(policy, ref.mean), flow_grpo)  # the default
+    torch.testing.assert_close(step_kl(policy, ref.mean, "exact") * (t - t_next), flow_grpo)
+    with pytest.raises(ValueError, match="kl_form"):
+        step_kl(policy, ref.mean, "k3")
+
+
+def test_bf16_latents_log_prob_is_that_of_the_stored_sample():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 4, 8, 8, generator=g).bfloat16()
+    v = torch.randn(2, 4, 8, 8, generator=g).bfloat16()
+    step = sde_step(x, v, 0.6, 0.5, 0.7, generator=g)
+    assert step.sample.dtype == torch.bfloat16
+    rescored = sde_step(x, v, 0.6, 0.5, 0.7, next_latents=step.sample)
+    torch.testing.assert_close(rescored.log_prob, step.log_prob, rtol=0, atol=0)
 
 
 def test_noise_level_zero_is_the_euler_step_and_has_no_log_prob():
@@ -68,6 +102,9 @@ def test_sde_config_windows_and_errors():
         SDEConfig(num_steps=4, window_start=3, window_end=2)
     with pytest.raises(ValueError, match="noise_level: "):
         SDEConfig(noise_level=-1)
+    assert SDEConfig().kl_form == "flow_grpo"
+    with pytest.raises(ValueError, match="kl_form: "):
+        SDEConfig(kl_form="k3")
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,11 @@ def test_advantages_match_a_hand_computation():
     assert adv.advantages.tolist() == pytest.approx(expected, abs=1e-6)
     assert adv.zero_std.tolist() == [False] * 4 + [True] * 4
     assert adv.zero_std_group_fraction == 0.5
-    assert sample_mask(adv, GRPOConfig(group_size=4)).tolist() == [1.0] * 4 + [0.0] * 4
-    assert sample_mask(adv, GRPOConfig(group_size=4, mask_zero_std_groups=False)).tolist() == [1.0] * 8
+    assert (
+        sample_mask(adv, GRPOConfig(group_size=4, mask_zero_std_groups=True)).tolist()
+        == [1.0] * 4 + [0.0] * 4
+    )
+    assert sample_mask(adv, GRPOConfig(group_size=4)).tolist() == [1.0] * 8  # TRL keeps every sample
 
 
 def test_batch_and_no_scaling():
@@ -46,10 +49,34 @@ def test_sum_then_normalise_differs_from_normalise_then_sum():
     assert summed.total_reward.tolist() == total.tolist()
     s = math.sqrt(18.0)  # std of (0, 6); of (5, 1) it is sqrt(8)
     assert summed.advantages.tolist() == pytest.approx([-3 / s, 3 / s, 2 / math.sqrt(8), -2 / math.sqrt(8)])
-    each = group_advantages(rewards, weights, GRPOConfig(group_size=2, combine="normalise", std_epsilon=0.0))
+    config = GRPOConfig(group_size=2, combine="normalize_then_sum", std_epsilon=0.0)
+    each = group_advantages(rewards, weights, config)
     z = 1 / math.sqrt(2)  # the z-score of the two values of a group of 2 (unbiased std)
-    expected = [-z - 0.5 * z, z + 0.5 * z, -z + 0.5 * z, z - 0.5 * z]
-    assert each.advantages.tolist() == pytest.approx(expected)
+    summed = torch.tensor([-z - 0.5 * z, z + 0.5 * z, -z + 0.5 * z, z - 0.5 * z])
+    # TRL's normalize_then_sum ends with a normalisation over the whole batch
+    expected = (summed - summed.mean()) / summed.std()
+    assert each.advantages.tolist() == pytest.approx(expected.tolist())
+    assert each.advantages.std().item() == pytest.approx(1.0)
+
+
+def test_normalize_then_sum_ignores_scale_rewards_as_trl():
+    rewards = {"a": torch.tensor([0.0, 1.0, 0.0, 3.0]), "b": torch.tensor([2.0, 0.0, 5.0, 1.0])}
+    weights = {"a": 1.0, "b": 1.0}
+    runs = [
+        group_advantages(
+            rewards, weights, GRPOConfig(group_size=2, combine="normalize_then_sum", scale_rewards=s)
+        )
+        for s in ("group", "batch", "none")
+    ]
+    for other in runs[1:]:
+        torch.testing.assert_close(other.advantages, runs[0].advantages)
+
+
+def test_the_older_combine_names_are_aliases_of_trls():
+    assert GRPOConfig(group_size=2, combine="sum").combine == "sum_then_normalize"
+    assert GRPOConfig(group_size=2, combine="normalise").combine == "normalize_then_sum"
+    with pytest.raises(ValueError, match="combine: must be sum_then_normalize or normalize_then_sum"):
+        GRPOConfig(group_size=2, combine="mean")
 
 
 def test_zero_weight_rewards_are_left_out_and_all_zero_is_an_error():
@@ -206,3 +233,42 @@ def test_k3_kl_is_zero_with_a_zero_adapter_and_positive_once_it_moves(tiny_lm):
                 p.normal_(0, 0.5)
         moved = completion_logp(model, ids, 4)
     assert (k3_kl(moved, ref) > 0).any() and (k3_kl(moved, ref) >= 0).all()
+
+
+def zero_std_half_batch():
+    """Rows 2-3 form a zero-std group (advantage 0); every row has a KL term."""
+    g = torch.Generator().manual_seed(7)
+    logp = torch.randn(4, 5, generator=g)
+    old = logp + 0.2 * torch.randn(4, 5, generator=g)
+    ref = logp + 0.3 * torch.randn(4, 5, generator=g)
+    mask = torch.ones(4, 5)
+    mask[1, 3:] = 0
+    mask[2, 4:] = 0
+    advantages = torch.tensor([0.8, -0.8, 0.0, 0.0])
+    return logp, old, ref, mask, advantages
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
+def test_zero_std_groups_count_as_in_trl_unless_masked(loss_type):
+    logp, old, ref, mask, advantages = zero_std_half_batch()
+    adv = group_advantages({"r": torch.tensor([1.0, 0.0, 2.0, 2.0])}, {"r": 1.0}, GRPOConfig(group_size=2))
+    assert adv.zero_std.tolist() == [False, False, True, True]
+    kl = k3_kl(logp, ref)
+
+    trl = GRPOConfig(group_size=2, beta=0.04, loss_type=loss_type, max_completion_length=6)
+    keep = sample_mask(adv, trl)
+    ours, _ = clipped_policy_loss(logp, old, advantages, mask, trl, kl, keep=keep)
+    theirs = trl_grpo_loss(logp, old, ref, advantages, mask, 0.04, 0.2, 0.2, loss_type, 6)
+    torch.testing.assert_close(ours, theirs)  # all tokens counted, the masked group's KL kept
+
+    # Masked: the loss is that of the batch without the zero-std group, KL and normaliser included.
+    dapo_like = GRPOConfig(
+        group_size=2, beta=0.04, loss_type=loss_type, max_completion_length=6, mask_zero_std_groups=True
+    )
+    keep = sample_mask(adv, dapo_like)
+    masked, stats = clipped_policy_loss(logp, old, advantages, mask, dapo_like, kl, keep=keep)
+    without = trl_grpo_loss(
+        logp[:2], old[:2], ref[:2], advantages[:2], mask[:2], 0.04, 0.2, 0.2, loss_type, 6
+    )
+    torch.testing.assert_close(masked, without)
+    assert stats.kl_mean == pytest.approx(float((kl[:2] * mask[:2]).sum() / mask[:2].sum()))

@@ -8,17 +8,30 @@ runs from ``t = 1`` (noise) to ``t = 0`` and ``dt = t_next - t < 0``. One step:
     mean    = x + v dt + (sigma_t^2 / (2 t)) (x + (1 - t) v) dt
     x_next  = mean + sigma_t sqrt(|dt|) eps
 
-``a`` is the noise level; ``a = 0`` is exactly the Euler step of the ODE sampler. Log-probabilities are
-computed in float32 and averaged over a sample's elements (as Flow-GRPO does), so their scale does not
-grow with the video size.
+``a`` is the noise level; ``a = 0`` is exactly the Euler step of the ODE sampler. At ``t = 1`` (the first
+step) the denominator ``1 - t`` is capped at ``1 - t_1`` (the schedule's second value) while the numerator
+keeps ``t = 1``, as Flow-GRPO's ``sde_step_with_logprob`` does. Log-probabilities are computed in float32
+and averaged over a sample's elements (as Flow-GRPO does), so their scale does not grow with the video
+size.
+
+The KL between the policy's and the reference's step Gaussians (same std, different means) comes in two
+forms (``SDEConfig.kl_form``):
+
+- ``flow_grpo``: ``|mean - ref|^2 / (2 sigma_t^2)``, what Flow-GRPO's ``train_sd3.py`` computes and what the
+  paper's beta (0.004) was tuned with;
+- ``exact``: ``|mean - ref|^2 / (2 (sigma_t sqrt|dt|)^2)``, the exact KL of the two step Gaussians, which is
+  the ``flow_grpo`` form divided by ``|dt|``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+
+KLForm = Literal["flow_grpo", "exact"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -29,6 +42,7 @@ class SDEStep:
     mean: torch.Tensor  # the Gaussian's mean
     std: torch.Tensor  # its per-sample std, sigma_t sqrt(|dt|), shaped to broadcast ([N, 1, ...])
     log_prob: torch.Tensor | None  # [N]; None for a deterministic step (noise level 0)
+    sigma_t: torch.Tensor  # the per-sample noise scale a sqrt(t / (1 - t)), shaped as ``std``
 
 
 def _per_sample(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
@@ -52,8 +66,10 @@ def sde_step(
     """One step from noise level ``sigma`` to ``sigma_next``; with ``next_latents`` given, its
     log-probability under this step's Gaussian instead of a fresh sample.
 
-    ``sigma_cap`` stands in for ``t`` in ``sqrt(t / (1 - t))`` where ``t = 1`` (the first step), which
-    would be infinite; the sampler passes the schedule's second noise level, as Flow-GRPO does."""
+    ``sigma_cap`` stands in for ``t`` in the denominator of ``sqrt(t / (1 - t))`` where ``t = 1`` (the first
+    step), which would be infinite; the sampler passes the schedule's second noise level, as Flow-GRPO does.
+    The log-probability is that of the returned sample in the latents' dtype (bf16 latents are rounded
+    before they are scored), so recomputing it from the stored chain gives the same value."""
     x = latents.float()
     v = velocity.float()
     t = _per_sample(sigma, x)
@@ -61,20 +77,21 @@ def sde_step(
     mean = x + v * dt
     if noise_level == 0:
         sample = mean if next_latents is None else next_latents.float()
-        return SDEStep(sample.to(latents.dtype), mean, torch.zeros_like(t), None)
-    safe_t = torch.where(t >= 1, torch.full_like(t, sigma_cap if sigma_cap is not None else 1.0), t)
-    if bool((safe_t >= 1).any()):
+        zero = torch.zeros_like(t)
+        return SDEStep(sample.to(latents.dtype), mean, zero, None, zero)
+    capped = torch.where(t >= 1, torch.full_like(t, sigma_cap if sigma_cap is not None else 1.0), t)
+    if bool((capped >= 1).any()):
         raise ValueError("sigma = 1 needs sigma_cap < 1 (the schedule's next noise level)")
-    sigma_t = noise_level * torch.sqrt(safe_t / (1 - safe_t))
+    sigma_t = noise_level * torch.sqrt(t / (1 - capped))
     mean = mean + (sigma_t**2 / (2 * t)) * (x + (1 - t) * v) * dt
     std = sigma_t * torch.sqrt(-dt)
     if next_latents is None:
         eps = torch.randn(x.shape, generator=generator, device="cpu", dtype=torch.float32).to(x.device)
-        sample = mean + std * eps
+        sample = (mean + std * eps).to(latents.dtype)
     else:
-        sample = next_latents.float()
+        sample = next_latents.to(latents.dtype)
     log_prob = gaussian_log_prob(sample, mean, std)
-    return SDEStep(sample.to(latents.dtype), mean, std, log_prob)
+    return SDEStep(sample, mean, std, log_prob, sigma_t)
 
 
 def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -85,9 +102,19 @@ def gaussian_log_prob(sample: torch.Tensor, mean: torch.Tensor, std: torch.Tenso
 
 
 def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL between two Gaussians of the same std, averaged over elements → ``[N]``: the stage-2 KL to the
-    reference policy, exactly 0 when the means agree."""
+    """KL between two Gaussians of the same std, averaged over elements → ``[N]``, exactly 0 when the
+    means agree."""
     return ((mean.float() - ref_mean.float()) ** 2 / (2 * std.float() ** 2)).flatten(1).mean(dim=1)
+
+
+def step_kl(policy: SDEStep, ref_mean: torch.Tensor, form: KLForm = "flow_grpo") -> torch.Tensor:
+    """The stage-2 KL to the reference policy for one SDE step → ``[N]``: ``exact`` scales by the step's
+    std ``sigma_t sqrt|dt|``, ``flow_grpo`` by ``sigma_t`` alone (see the module docstring)."""
+    if form == "exact":
+        return gaussian_kl(policy.mean, ref_mean, policy.std)
+    if form == "flow_grpo":
+        return gaussian_kl(policy.mean, ref_mean, policy.sigma_t)
+    raise ValueError(f"kl_form: must be flow_grpo or exact, got {form!r}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +126,7 @@ class SDEConfig:
     noise_level: float = 0.7
     window_start: int = 0
     window_end: int | None = None  # None: to the last step
+    kl_form: KLForm = "flow_grpo"  # how the KL to the reference is scaled (module docstring)
 
     def __post_init__(self) -> None:
         end = self.num_steps if self.window_end is None else self.window_end
@@ -106,6 +134,8 @@ class SDEConfig:
             raise ValueError(f"num_steps: must be >= 1, got {self.num_steps}")
         if self.noise_level < 0:
             raise ValueError(f"noise_level: must be >= 0, got {self.noise_level}")
+        if self.kl_form not in ("flow_grpo", "exact"):
+            raise ValueError(f"kl_form: must be flow_grpo or exact, got {self.kl_form!r}")
         if not 0 <= self.window_start < end <= self.num_steps:
             raise ValueError(
                 f"window_start: needs 0 <= window_start < window_end <= num_steps = {self.num_steps}, "

@@ -9,7 +9,15 @@ here is written over such rows. Semantics follow Hugging Face TRL's ``GRPOTraine
 - per element ``-min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) + beta KL``,
   ``rho = exp(logp - logp_old)``;
 - aggregation ``grpo`` (mean per sequence, then over sequences), ``dapo`` (mean over all active elements)
-  or ``dr_grpo`` (sum over elements / (rows x max_completion_length)).
+  or ``dr_grpo`` (sum over elements / (rows x max_completion_length));
+- several rewards: ``sum_then_normalize`` (weighted sum, then the advantage above) or
+  ``normalize_then_sum`` (each reward normalised in its group, weighted sum, then normalised over the batch),
+  TRL's ``multi_objective_aggregation``.
+
+One option is ours: ``mask_zero_std_groups`` leaves groups whose rewards are all equal out of the loss
+entirely (their KL term too, and they count in no normaliser), as DAPO's dynamic sampling filters them.
+Off, the loss is TRL's: such a group has advantage 0, so it adds only its KL term, and it counts in every
+normaliser.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import torch
 
 ScaleRewards = Literal["group", "batch", "none"]
 LossType = Literal["grpo", "dapo", "dr_grpo"]
-Combine = Literal["sum", "normalise"]
+#: TRL's names, then the names ``combine`` had before it took TRL's (still accepted, read as TRL's).
+Combine = Literal["sum_then_normalize", "normalize_then_sum", "sum", "normalise"]
+COMBINE_ALIASES = {"sum": "sum_then_normalize", "normalise": "normalize_then_sum"}
 
 
 @dataclass(frozen=True)
@@ -35,16 +45,21 @@ class GRPOConfig:
     epsilon_high: float = 0.2
     beta: float = 0.0  # KL weight against the adapter-disabled reference
     scale_rewards: ScaleRewards = "group"
-    # "sum": weighted sum of rewards, then normalised; "normalise": each reward normalised, then summed.
-    combine: Combine = "sum"
+    # TRL's multi_objective_aggregation. sum_then_normalize: weighted sum of rewards, then the advantage
+    # (scale_rewards applies); normalize_then_sum: each reward normalised in its group, weighted sum, then
+    # normalised over the batch (scale_rewards does not apply, as in TRL).
+    combine: Combine = "sum_then_normalize"
     loss_type: LossType = "grpo"
     # dr_grpo's constant. None: stage 1 sets the VLM's sampling.max_new_tokens; a caller that leaves it
     # None divides by the rows' element count (stage 2: one element per denoising step).
     max_completion_length: int | None = None
-    mask_zero_std_groups: bool = True  # groups whose rewards are all equal carry no signal: leave them out
+    # Leave groups whose rewards are all equal (no signal) out of the loss, KL and normalisers included
+    # (DAPO's dynamic sampling). False: TRL's loss, where they stay with advantage 0.
+    mask_zero_std_groups: bool = False
     std_epsilon: float = 1e-4
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "combine", COMBINE_ALIASES.get(self.combine, self.combine))
         problems = []
         if self.group_size < 2:
             problems.append(f"group_size: must be >= 2 (a group needs a spread), got {self.group_size}")
@@ -57,8 +72,11 @@ class GRPOConfig:
             problems.append(f"beta: must be >= 0, got {self.beta}")
         if self.scale_rewards not in ("group", "batch", "none"):
             problems.append(f"scale_rewards: must be group, batch or none, got {self.scale_rewards!r}")
-        if self.combine not in ("sum", "normalise"):
-            problems.append(f"combine: must be sum or normalise, got {self.combine!r}")
+        if self.combine not in ("sum_then_normalize", "normalize_then_sum"):
+            problems.append(
+                f"combine: must be sum_then_normalize or normalize_then_sum (or the older sum / normalise), "
+                f"got {self.combine!r}"
+            )
         if self.loss_type not in ("grpo", "dapo", "dr_grpo"):
             problems.append(f"loss_type: must be grpo, dapo or dr_grpo, got {self.loss_type!r}")
         if self.max_completion_length is not None and self.max_completion_length < 1:
@@ -117,11 +135,13 @@ def group_advantages(
         raise ValueError(f"no reward has a non-zero weight (weights: {dict(weights)})")
     G, scale, eps = config.group_size, config.scale_rewards, config.std_epsilon
     total = sum(weights[n] * rewards[n].float() for n in names)
-    if config.combine == "sum":
+    if config.combine == "sum_then_normalize":
         advantages, zero = normalise_in_groups(total, G, scale, eps)
     else:
-        parts = [normalise_in_groups(rewards[n].float(), G, scale, eps) for n in names]
-        advantages = sum(weights[n] * a for n, (a, _) in zip(names, parts, strict=True))
+        parts = [normalise_in_groups(rewards[n].float(), G, "group", eps) for n in names]
+        summed = sum(weights[n] * a for n, (a, _) in zip(names, parts, strict=True))
+        spread = summed.std() if summed.numel() > 1 else torch.zeros(())
+        advantages = (summed - summed.mean()) / (spread + eps)
         zero = torch.stack([z for _, z in parts]).all(dim=0)
     return Advantages(advantages, total, zero)
 
@@ -151,12 +171,20 @@ def clipped_policy_loss(
     kl: torch.Tensor | None = None,
     *,
     normaliser: int | None = None,
+    keep: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, LossStats]:
     """The GRPO loss over rows of per-element log-probs ``[N, T]`` with ``mask`` ``[N, T]``.
 
     ``kl`` (per element, ``[N, T]``) is added with weight ``config.beta``. ``normaliser`` overrides the
-    element count of ``dapo`` / the length of ``dr_grpo`` (e.g. when a loss is summed over chunks)."""
+    element count of ``dapo`` / the length of ``dr_grpo`` (e.g. when a loss is summed over chunks).
+    ``keep`` (``[N]``, 1 / 0; see :func:`sample_mask`) leaves rows out entirely: the loss is that of the
+    kept rows alone."""
     mask = mask.to(logp.dtype)
+    kept_rows = logp.shape[0]
+    if keep is not None:
+        keep = keep.to(logp.dtype)
+        mask = mask * keep.unsqueeze(1)
+        kept_rows = keep.sum().clamp(min=1)
     ratio = torch.exp(logp - old_logp)
     low, high = 1 - config.epsilon_low, 1 + config.epsilon_high
     clipped = torch.clamp(ratio, low, high)
@@ -166,12 +194,12 @@ def clipped_policy_loss(
         per_element = per_element + config.beta * kl
     masked = per_element * mask
     if config.loss_type == "grpo":
-        loss = (masked.sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+        loss = (masked.sum(-1) / mask.sum(-1).clamp(min=1)).sum() / kept_rows
     elif config.loss_type == "dapo":
         loss = masked.sum() / (normaliser if normaliser is not None else mask.sum().clamp(min=1))
     else:
         length = normaliser or config.max_completion_length or logp.shape[1]
-        loss = masked.sum() / (logp.shape[0] * length)
+        loss = masked.sum() / (kept_rows * length)
     with torch.no_grad():
         active = mask.sum().clamp(min=1)
         is_low = (ratio < low) & (a < 0)
@@ -187,7 +215,8 @@ def clipped_policy_loss(
 
 
 def sample_mask(advantages: Advantages, config: GRPOConfig) -> torch.Tensor:
-    """``[N]`` weights 1 / 0: samples of zero-std groups are left out when the config says so."""
+    """``[N]`` weights 1 / 0 for :func:`clipped_policy_loss`'s ``keep``: samples of zero-std groups are left
+    out when ``mask_zero_std_groups`` says so, otherwise every sample is kept (TRL)."""
     if config.mask_zero_std_groups:
         return (~advantages.zero_std).float()
     return torch.ones_like(advantages.advantages)

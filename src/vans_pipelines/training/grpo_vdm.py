@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed, to_uint8_video
-from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, gaussian_kl, sample_sde, sde_step, sigma_cap
+from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, sample_sde, sde_step, sigma_cap, step_kl
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
 from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary, score_samples
@@ -159,9 +159,9 @@ class GRPOVDMModule(GRPOModule):
             if self.grpo.beta:
                 with torch.no_grad(), adapters_disabled(self.transformer):
                     ref = self._step_log_prob(x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
-                kl = gaussian_kl(step.mean, ref.mean, step.std).unsqueeze(1)
+                kl = step_kl(step, ref.mean, self.sde.kl_form).unsqueeze(1)
             loss, step_stats = clipped_policy_loss(
-                logp, old.to(logp.device), advantages, mask.unsqueeze(1), self.grpo, kl
+                logp, old.to(logp.device), advantages, torch.ones_like(logp), self.grpo, kl, keep=mask
             )
             # Mean over steps, one backward per step: the graph of one transformer call at a time.
             self.manual_backward(loss / len(steps))

@@ -225,8 +225,8 @@ class GRPOVLMModule(GRPOModule):
         logp = self._logp(data)
         old = data["old_logp"] if "old_logp" in data else logp.detach()
         kl = k3_kl(logp, data["ref_logp"]) if "ref_logp" in data else None
-        token_mask = data["generation"].completion_mask.to(logp.dtype) * mask.unsqueeze(1)
-        loss, stats = clipped_policy_loss(logp, old, advantages, token_mask, self.grpo, kl)
+        token_mask = data["generation"].completion_mask.to(logp.dtype)
+        loss, stats = clipped_policy_loss(logp, old, advantages, token_mask, self.grpo, kl, keep=mask)
         self.manual_backward(loss)
         return float(loss.detach()), stats
 

@@ -77,3 +77,20 @@ def test_plots_are_figures_even_without_curves():
     assert report.plot_metric_bars(summary()).axes
     empty = pd.DataFrame(columns=["stage", "run", "tag", "step", "value"])
     assert report.plot_training_curves(empty).axes
+
+
+def test_curves_of_runs_keeps_only_the_runs_the_stage_reports_name():
+    rows = [
+        ("grpo_vlm", "2026-12-01T10.00.00", "reward/total/mean", 0, 1.0),  # a previous run, left behind
+        ("grpo_vlm", "2026-12-02T09.00.00", "reward/total/mean", 0, 2.0),
+        ("grpo_vdm", "2026-12-02T09.00.00", "reward/total/mean", 0, 3.0),
+        ("sft_vdm", "2026-12-02T09.00.00", "train/loss", 0, 4.0),
+    ]
+    curves = pd.DataFrame(rows, columns=["stage", "run", "tag", "step", "value"])
+    reports = {
+        "grpo_vlm": {"tensorboard": "data/07_model_output/tensorboard/2026-12-02T09.00.00/grpo_vlm"},
+        "grpo_vdm": {"tensorboard": "/abs/tensorboard/2026-12-02T09.00.00/grpo_vdm"},
+    }
+    kept = report.curves_of_runs(curves, reports)
+    assert kept["value"].tolist() == [2.0, 3.0]
+    assert report.curves_of_runs(curves, {"grpo_vlm": {"tensorboard": None}}).empty

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -203,6 +204,22 @@ def plot_metric_bars(summary: Mapping[str, Any], metrics: Sequence[str] = HEADLI
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def curves_of_runs(curves: pd.DataFrame, stage_reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The rows of ``curves`` (``stage, run, tag, step, value``) that the runs named by the stage reports
+    wrote: a report's ``tensorboard`` is ``<log dir>/<run>/<stage>``. Curves of other runs (a previous
+    Kedro run's, left in the log folder) are dropped, so a plot shows what this run trained."""
+    keep = []
+    for stage, stage_report in stage_reports.items():
+        folder = stage_report.get("tensorboard")
+        if not folder:
+            continue
+        run = Path(folder).parent.name
+        keep.append((curves["stage"] == stage) & (curves["run"] == run))
+    if not keep:
+        return curves.iloc[0:0]
+    return curves[np.logical_or.reduce(keep)].reset_index(drop=True)
 
 
 def plot_training_curves(curves: pd.DataFrame, window: int = 5) -> plt.Figure:

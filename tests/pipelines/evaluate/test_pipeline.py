@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,13 @@ def test_the_default_run_writes_the_whole_report(finished_run):
     for image in ("metric_bars.png", "training_curves.png"):
         assert f"]({image})" in report
         assert Image.open(reporting / image).size[0] > 300
+    # The curves are this run's: both GRPO stages, from the run folders their reports name.
+    curves = pd.read_csv(reporting / "training_curves.csv")
+    for stage in ("grpo_vlm", "grpo_vdm"):
+        stage_report = json.loads((reporting / f"{stage}_report.json").read_text())
+        rows = curves[curves["stage"] == stage]
+        assert len(rows) > 0
+        assert set(rows["run"]) == {Path(stage_report["tensorboard"]).parent.name}
     grid = decode_all(str(reporting / "video_grid.mp4"))
     assert grid.shape[0] == 16 + 16  # context frames + target frames of the embedded default clip
     assert grid.shape[2] > 9 * 32 * 2  # nine columns (context, truth, seven video systems) at scale 2

@@ -31,6 +31,7 @@ REPORT_FILES = {
     "per-sample scores": "evaluation_samples.parquet",
     "metric bars": "metric_bars.png",
     "training reward curves": "training_curves.png",
+    "training reward curves, as a table": "training_curves.csv",
     "video grid (context | ground truth | each system)": "video_grid.mp4",
 }
 
@@ -98,9 +99,23 @@ def plot_metrics_node(metrics: dict[str, Any]) -> Figure:
     return report.plot_metric_bars(metrics["systems"])
 
 
-def plot_training_curves_node(training_curves: pd.DataFrame, evaluate: dict[str, Any]) -> Figure:
+def plot_training_curves_node(
+    training_curves: pd.DataFrame,
+    grpo_vlm_report: dict[str, Any],
+    grpo_vdm_report: dict[str, Any],
+    evaluate: dict[str, Any],
+) -> tuple[Figure, pd.DataFrame]:
+    """The reward curves of the runs that wrote the two GRPO stage reports (taking the reports as inputs
+    also orders this node after training), as a plot and a table."""
     params: EvaluateParams = parse_section("evaluate", evaluate)
-    return report.plot_training_curves(training_curves[training_curves["tag"].isin(params.curve_tags)])
+    curves = report.curves_of_runs(
+        training_curves, {"grpo_vlm": grpo_vlm_report, "grpo_vdm": grpo_vdm_report}
+    )
+    curves = curves[curves["tag"].isin(params.curve_tags)].reset_index(drop=True)
+    for stage in ("grpo_vlm", "grpo_vdm"):
+        if not (curves["stage"] == stage).any():
+            logger.warning("no %s training curves from this run under the TensorBoard folder", stage)
+    return report.plot_training_curves(curves), curves
 
 
 def render_video_grid_node(clips: dict[str, np.ndarray], evaluate: dict[str, Any]) -> np.ndarray:

@@ -39,8 +39,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(plot_metrics_node, "evaluation_metrics", "metric_bars", name="plot_metrics_node"),
             node(
                 plot_training_curves_node,
-                ["training_curves", "params:evaluate"],
-                "training_curves_plot",
+                ["training_curves", "grpo_vlm_report", "grpo_vdm_report", "params:evaluate"],
+                ["training_curves_plot", "training_curves_table"],
                 name="plot_training_curves_node",
             ),
             node(

@@ -35,6 +35,7 @@ def viz_site(tmp_path_factory):
         [str(kedro), "viz", "build"], cwd=project, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "circular dependency detected among layers" not in result.stdout + result.stderr
     site = project / "build"
     assert (site / "index.html").is_file() and (site / "api" / "main").is_file()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))

@@ -56,6 +56,15 @@ def test_ingest_session_on_real_videos(project_copy, shipped_videos):
     report = json.loads((project_copy / "data" / "02_intermediate" / "ingest_report.json").read_text())
     assert report["videos_ingested"] == len(shipped_videos) and report["quarantined"] == []
     assert sum(report["triplets"].values()) >= len(shipped_videos)  # at least one pair per video
+    # Project-relative paths: the report and the triplets say nothing of this machine's folders.
+    assert report["folder"] == "data/01_raw"
+    inter = project_copy / "data" / "02_intermediate"
+    sources = set()
+    for split in ("train", "val", "test"):
+        sources |= set(TripletDataset(path=str(inter / "triplets" / split)).load().index["source"])
+    assert len(sources) == len(shipped_videos)
+    assert all(s.startswith("data/01_raw/") for s in sources)
+    assert str(project_copy) not in (inter / "ingest_report.json").read_text()
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,16 +33,22 @@ class IngestError(RuntimeError):
 
 
 def build_triplets(
-    raw_videos: VideoFolder, ingest: dict[str, Any], video_geometry: dict[str, Any]
+    raw_videos: VideoFolder,
+    ingest: dict[str, Any],
+    video_geometry: dict[str, Any],
+    kedro_run: dict[str, Any] | None = None,
 ) -> tuple[TripletSet, TripletSet, TripletSet, dict[str, Any]]:
-    """Triplets of each split from the configured source, plus an ingest report (counts, quarantine)."""
+    """Triplets of each split from the configured source, plus an ingest report (counts, quarantine).
+    Paths in the report and the triplets are relative to the Kedro project (``kedro_run``) when the raw
+    folder lies inside it, so they do not carry the machine's absolute paths."""
     params: IngestParams = validate_parameters({"ingest": ingest, "video_geometry": video_geometry})["ingest"]
     started = time.perf_counter()
     if params.source == "synthetic":
         splits = render_synthetic(params)
         report: dict[str, Any] = {"source": "synthetic", "quarantined": []}
     else:
-        splits, report = ingest_videos(raw_videos, params)
+        project = (kedro_run or {}).get("project_path")
+        splits, report = ingest_videos(raw_videos, params, shown_root(raw_videos.root, project))
     report["triplets"] = {s: len(splits[s]) for s in SPLITS}
     report["seconds"] = round(time.perf_counter() - started, 3)
     logger.info("ingest (%s): %s triplets in %.1f s", params.source, report["triplets"], report["seconds"])
@@ -100,19 +107,32 @@ def assign_splits(paths: list[str], val_fraction: float, test_fraction: float, s
     return assignment
 
 
-def ingest_videos(folder: VideoFolder, params: IngestParams) -> tuple[dict[str, TripletSet], dict[str, Any]]:
+def shown_root(root: str, project_path: str | None) -> str:
+    """``root`` relative to the project when it lies inside it (reports stay machine-independent)."""
+    if project_path is None or not Path(root).is_absolute():
+        return root
+    try:
+        return Path(root).resolve().relative_to(Path(project_path).resolve()).as_posix()
+    except ValueError:
+        return root
+
+
+def ingest_videos(
+    folder: VideoFolder, params: IngestParams, shown: str | None = None
+) -> tuple[dict[str, TripletSet], dict[str, Any]]:
+    """Triplets from the videos under ``folder``; ``shown`` is how reports name the folder."""
+    shown = shown or folder.root
     if not folder.exists:
         raise IngestError(
-            f"raw video folder {folder.root!r} does not exist: put videos there, "
-            "or set ingest.source=synthetic"
+            f"raw video folder {shown!r} does not exist: put videos there, or set ingest.source=synthetic"
         )
     if not folder.files:
-        raise IngestError(f"raw video folder {folder.root!r} holds no video files (ingest.source=videos)")
+        raise IngestError(f"raw video folder {shown!r} holds no video files (ingest.source=videos)")
     clip, opts = params.clip, params.videos
     quarantined: list[dict[str, str]] = []
     pairs_by_video = {}
     for video in folder.files:
-        path = f"{folder.root}/{video.relative_path}"
+        path = f"{shown}/{video.relative_path}"
         try:
             if video.size_bytes == 0:
                 raise VideoError("empty file (0 bytes)")
@@ -133,7 +153,7 @@ def ingest_videos(folder: VideoFolder, params: IngestParams) -> tuple[dict[str, 
     if not pairs_by_video:
         reasons = "; ".join(f"{q['path']}: {q['reason']}" for q in quarantined[:5])
         raise IngestError(
-            f"none of the {len(folder.files)} videos under {folder.root!r} could be ingested ({reasons})"
+            f"none of the {len(folder.files)} videos under {shown!r} could be ingested ({reasons})"
         )
 
     split_of = assign_splits(list(pairs_by_video), opts.val_fraction, opts.test_fraction, params.seed)
@@ -153,7 +173,7 @@ def ingest_videos(folder: VideoFolder, params: IngestParams) -> tuple[dict[str, 
                     "family": family,
                     "question": questions[int(rng.integers(len(questions)))],
                     "caption": None,
-                    "source": f"{folder.root}/{rel}",
+                    "source": f"{shown}/{rel}",
                     "context_start": pair.context_start,
                     "target_start": pair.target_start,
                     "target_stop": pair.target_stop,
@@ -163,7 +183,7 @@ def ingest_videos(folder: VideoFolder, params: IngestParams) -> tuple[dict[str, 
             clips[split].append((pair.context, pair.target))
     report = {
         "source": "videos",
-        "folder": folder.root,
+        "folder": shown,
         "videos_seen": len(folder.files),
         "videos_ingested": len(pairs_by_video),
         "videos_per_split": {s: sum(v == s for v in split_of.values()) for s in SPLITS},

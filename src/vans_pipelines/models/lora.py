@@ -20,6 +20,8 @@ from safetensors.torch import load_file, save_file
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+SPEC_FILE = "vans_lora.json"  # our LoraSpec beside PEFT's config
+PEFT_PREFIX = "base_model.model."  # how PeftModel names the weights of the model it wraps
 
 
 @dataclass(frozen=True)
@@ -85,20 +87,44 @@ def adapters_disabled(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 
 def save_lora(module: torch.nn.Module, directory: str | Path, spec: LoraSpec) -> None:
+    """The adapter in PEFT's own layout (``adapter_config.json`` from :class:`peft.LoraConfig`, weights
+    under PeftModel's key names), so ``PeftModel.from_pretrained(base, directory)`` loads it; our
+    :class:`LoraSpec` (target order kept) goes to a side file."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()}
+    state = {
+        PEFT_PREFIX + k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(module).items()
+    }
     save_file(state, str(directory / ADAPTER_WEIGHTS))
-    (directory / ADAPTER_CONFIG).write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    spec.to_peft().save_pretrained(str(directory))
+    (directory / SPEC_FILE).write_text(json.dumps(asdict(spec), indent=2) + "\n")
+
+
+def _saved_spec(directory: Path) -> LoraSpec:
+    side = directory / SPEC_FILE
+    if side.is_file():
+        raw = json.loads(side.read_text())
+    else:
+        raw = json.loads((directory / ADAPTER_CONFIG).read_text())
+        if "peft_type" in raw:  # an adapter PEFT wrote: read its config
+            config = LoraConfig.from_pretrained(str(directory))
+            raw = {
+                "rank": config.r,
+                "alpha": config.lora_alpha,
+                "dropout": config.lora_dropout,
+                "target_modules": sorted(config.target_modules),
+            }
+    return LoraSpec(**{**raw, "target_modules": tuple(raw["target_modules"])})
 
 
 def load_lora(module: torch.nn.Module, directory: str | Path) -> LoraSpec:
-    """Inject the adapter saved in ``directory`` into ``module`` and load its weights."""
+    """Inject the adapter saved in ``directory`` (by :func:`save_lora`, by PEFT, or in this project's
+    earlier layout) into ``module`` and load its weights."""
     directory = Path(directory)
-    raw = json.loads((directory / ADAPTER_CONFIG).read_text())
-    spec = LoraSpec(**{**raw, "target_modules": tuple(raw["target_modules"])})
+    spec = _saved_spec(directory)
     add_lora(module, spec)
-    result = set_peft_model_state_dict(module, load_file(str(directory / ADAPTER_WEIGHTS)))
+    weights = {k.removeprefix(PEFT_PREFIX): v for k, v in load_file(str(directory / ADAPTER_WEIGHTS)).items()}
+    result = set_peft_model_state_dict(module, weights)
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
         raise ValueError(f"{directory}: adapter weights do not fit the model: {unexpected[:3]}")

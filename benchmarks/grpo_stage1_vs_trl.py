@@ -115,7 +115,7 @@ def ours(samples, vlm, vdm, scorer, steps: int, text_only: bool) -> list[float]:
         config = TrainerConfig(accelerator="cpu", devices=1, max_steps=steps, batch_size=PROMPTS)
         fit(
             module,
-            SamplesDataModule(samples, None, PROMPTS, 0),
+            SamplesDataModule(samples, PROMPTS, 0),
             manual_trainer_config(config),
             RunPaths(tmp, tmp, "bench"),
             "grpo_vlm",

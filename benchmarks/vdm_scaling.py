@@ -84,7 +84,7 @@ def train_and_measure(
     vdm.vae = vae
     module = VDMSFTModule(vdm, params.optim, params.train_text_encoder, log_samples=0)
     datamodule = SamplesDataModule(
-        latents, None, params.trainer.batch_size, params.trainer.seed, collate_fn=collate_latents
+        latents, params.trainer.batch_size, params.trainer.seed, collate_fn=collate_latents
     )
     result = fit(module, datamodule, params.trainer, paths, "dit", f"scaling-{time.monotonic_ns()}")
     for part in vdm.modules().values():

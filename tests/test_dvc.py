@@ -4,6 +4,7 @@ a deleted output is rebuilt with identical metrics (same seed); ``dvc exp run -S
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,14 @@ def dvc_project(tmp_path_factory) -> Path:
 def test_dvc_repro_runs_all_then_nothing_then_only_what_changed(dvc_project):
     first = sh(dvc_project, "dvc", "repro")
     assert stages_run(first) == STAGES
+    # The log: per-step progress of every training stage; Lightning's lines once each, and no advert.
+    flat = " ".join(first.split())  # rich wraps long messages in a non-terminal log
+    for stage in ("scorer", "sft_vlm", "sft_vdm", "grpo_vlm", "grpo_vdm"):
+        assert re.search(rf"{stage}: step \d+/\d+, ", flat), stage
+    assert "ETA" in flat
+    assert "Trainer.fit` stopped" in flat
+    assert "INFO: `Trainer.fit` stopped" not in first  # Lightning's own console handler is gone
+    assert "Tip: For seamless cloud logging" not in flat
     metrics = json.loads((dvc_project / "data" / "08_reporting" / "metrics.json").read_text())
     assert len(metrics["systems"]) == 8  # five model systems, still frame, two truth-caption ones
 

@@ -62,6 +62,49 @@ class RunContextHook:
                 catalog[name] = RankZeroOnlyDataset(dataset, name, rank)
 
 
+class _DropMessages(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+#: Lightning lines that say nothing about this run (an advert printed by every Trainer).
+LIGHTNING_NOISE = ("💡 Tip:",)
+
+
+class LibraryLoggingHook:
+    """Lightning's records go through Kedro's handler once: ``import lightning`` adds a console handler of
+    its own (so each INFO line printed twice under Kedro's), which is removed here once the project's
+    logging is set up; its advert lines are dropped."""
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        quiet_library_logging()
+
+
+def quiet_library_logging() -> None:
+    import lightning  # noqa: F401  (its import adds the handlers removed below)
+
+    root = logging.getLogger()
+    if not root.handlers:
+        return  # no project handler: leave Lightning's own, or nothing would print
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        library_logger = logging.getLogger(name)
+        for handler in list(library_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                library_logger.removeHandler(handler)
+        library_logger.propagate = True
+    # On the handlers: a logger's own filters do not see records its children propagate.
+    for handler in root.handlers:
+        if not any(isinstance(f, _DropMessages) for f in handler.filters):
+            handler.addFilter(_DropMessages(LIGHTNING_NOISE))
+
+
 class RankZeroOnlyDataset(AbstractDataset[Any, Any]):
     """Wraps a persisted dataset on a rank > 0: saves stay in this process's memory (later nodes of the
     same rank read them back), so only rank 0 writes files."""

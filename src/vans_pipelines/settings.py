@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from vans_pipelines.hooks import RunContextHook, ValidateParametersHook
+from vans_pipelines.hooks import LibraryLoggingHook, RunContextHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(), RunContextHook())
+HOOKS = (ValidateParametersHook(), RunContextHook(), LibraryLoggingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -94,7 +94,7 @@ def test_stage1_trains_only_the_adapter_and_logs_every_tag(world, tmp_path):
     before = {n: p.detach().clone() for n, p in module.vlm.model.named_parameters()}
     result = fit(
         module,
-        SamplesDataModule(train, None, 2, 0),
+        SamplesDataModule(train, 2, 0),
         trainer(3),
         RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
         "grpo_vlm",
@@ -147,7 +147,7 @@ def test_stage1_with_iterations_and_kl_uses_old_and_reference_log_probs(world, t
     module = stage1(world, GRPOConfig(group_size=2, num_iterations=2, beta=0.1, loss_type="dapo"), lr=5e-2)
     result = fit(
         module,
-        SamplesDataModule(train, None, 2, 0),
+        SamplesDataModule(train, 2, 0),
         trainer(4),
         RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
         "grpo_vlm",
@@ -170,14 +170,14 @@ def test_a_crashed_stage1_run_resumes(world, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(
             stage1(world),
-            SamplesDataModule(train, None, 2, 0),
+            SamplesDataModule(train, 2, 0),
             trainer(5, 2),
             paths,
             "grpo_vlm",
             "k",
             [CrashAt(3)],
         )
-    result = fit(stage1(world), SamplesDataModule(train, None, 2, 0), trainer(5, 2), paths, "grpo_vlm", "k")
+    result = fit(stage1(world), SamplesDataModule(train, 2, 0), trainer(5, 2), paths, "grpo_vlm", "k")
     assert result.resumed_from_step == 2 and result.global_step == 5
 
 
@@ -202,7 +202,7 @@ def test_stage2_trains_only_the_transformer_adapter_and_logs_motion(world, tmp_p
     )
     result = fit(
         module,
-        SamplesDataModule(anchored(train), None, 2, 0),
+        SamplesDataModule(anchored(train), 2, 0),
         trainer(2),
         RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
         "grpo_vdm",

@@ -44,7 +44,7 @@ def test_vlm_sft_lifts_caption_rouge_far_above_the_untrained_model(world, tmp_pa
     params = {name: p.clone() for name, p in vlm.model.named_parameters()}
     fit(
         VLMSFTModule(vlm, OptimConfig(lr=2e-3, warmup_steps=10), log_samples=0),
-        SamplesDataModule(train, None, 16, 0),
+        SamplesDataModule(train, 16, 0),
         trainer(150),
         RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test"),
         "sft_vlm",
@@ -68,7 +68,7 @@ def test_a_short_vae_fit_keeps_the_objects_the_oracle_reads(tmp_path):
     untrained = evaluate_vae(vdm, samples)
     fit(
         VAEFitModule(vdm, OptimConfig(lr=3e-3, warmup_steps=10), foreground_weight=10.0),
-        SamplesDataModule(FrameSamples(train), None, 8, 0, collate_fn=collate_frames),
+        SamplesDataModule(FrameSamples(train), 8, 0, collate_fn=collate_frames),
         trainer(500, batch=8),
         RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test"),
         "sft_vae",
@@ -91,7 +91,7 @@ def test_vdm_sft_generates_clips_closer_to_the_targets(world, tmp_path):
     paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test")
     fit(
         VAEFitModule(vdm, OptimConfig(lr=2e-3, warmup_steps=5)),
-        SamplesDataModule(FrameSamples(train_set), None, 32, 0, collate_fn=collate_frames),
+        SamplesDataModule(FrameSamples(train_set), 32, 0, collate_fn=collate_frames),
         trainer(60, batch=32),
         paths,
         "sft_vae",
@@ -99,7 +99,7 @@ def test_vdm_sft_generates_clips_closer_to_the_targets(world, tmp_path):
     )
     fit(
         VDMSFTModule(vdm, OptimConfig(lr=1e-3, warmup_steps=10), train_text_encoder=True, log_samples=0),
-        SamplesDataModule(train, None, 16, 0),
+        SamplesDataModule(train, 16, 0),
         trainer(120),
         paths,
         "sft_vdm",
@@ -125,7 +125,7 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(world, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(
             module(),
-            SamplesDataModule(train, None, 8, 0),
+            SamplesDataModule(train, 8, 0),
             config,
             paths,
             "sft_vlm",
@@ -133,12 +133,12 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(world, tmp_path):
             callbacks=[CrashAt(5)],
         )
     assert (tmp_path / "ckpt" / "sft_vlm" / "k" / "last.ckpt").is_file()
-    result = fit(module(), SamplesDataModule(train, None, 8, 0), config, paths, "sft_vlm", "k")
+    result = fit(module(), SamplesDataModule(train, 8, 0), config, paths, "sft_vlm", "k")
     assert result.resumed_from_step == 3  # the last checkpoint before the crash at step 5
     assert result.global_step == 8
     assert not (tmp_path / "ckpt" / "sft_vlm" / "k").exists()  # finished runs leave no resume state
     # Other settings never resume from this run's checkpoints.
-    other = fit(module(), SamplesDataModule(train, None, 8, 0), config, paths, "sft_vlm", "other-key")
+    other = fit(module(), SamplesDataModule(train, 8, 0), config, paths, "sft_vlm", "other-key")
     assert other.resumed_from_step is None
 
 
@@ -168,6 +168,37 @@ def test_a_truncated_checkpoint_is_dropped_and_the_stage_starts_over(world, tmp_
     module = VLMSFTModule(
         build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0), OptimConfig(lr=1e-3), log_samples=0
     )
-    result = fit(module, SamplesDataModule(train, None, 8, 0), trainer(2, batch=8), paths, "sft_vlm", "k")
+    result = fit(module, SamplesDataModule(train, 8, 0), trainer(2, batch=8), paths, "sft_vlm", "k")
     assert result.resumed_from_step is None and result.global_step == 2
     assert "starting this stage over" in caplog.text
+
+
+def test_training_logs_its_progress_and_none_of_lightnings_expected_warnings(world, tmp_path, caplog):
+    import logging
+    import warnings
+
+    from vans_pipelines.training.data import TrainValDataModule
+
+    _, _, train, val, tokenizer = world
+    paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test")
+    module = VLMSFTModule(
+        build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0), OptimConfig(lr=1e-3), log_samples=0
+    )
+    config = TrainerConfig(
+        accelerator=TEST_ACCELERATOR, devices=1, max_steps=4, batch_size=8, log_every_n_steps=2
+    )
+    module.vlm.model.lm_head.eval()  # a part in eval mode, as the GRPO stages register their frozen renderer
+    with caplog.at_level(logging.INFO, logger="vans_pipelines"), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fit(module, TrainValDataModule(train, val, 8, 0), config, paths, "sft_vlm", "k")
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sft_vlm: step ")]
+    assert progress[0].startswith("sft_vlm: step 1/4, loss ") and "ETA" in progress[0]
+    assert progress[-1].startswith("sft_vlm: step 4/4, ")
+    texts = [str(w.message) for w in seen]
+    assert not [t for t in texts if "eval mode" in t or "val_dataloader" in t or "across ranks is zero" in t]
+
+    # Without a val set there is no val loader at all (no "val_dataloader but no validation_step" warning).
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    assert not is_overridden("val_dataloader", SamplesDataModule(train, 8, 0))
+    assert is_overridden("val_dataloader", TrainValDataModule(train, val, 8, 0))

@@ -102,23 +102,15 @@ def spread_frames(frames: Dataset, count: int) -> np.ndarray:
 
 
 class SamplesDataModule(L.LightningDataModule):
-    """Shuffled train batches (seeded; DDP gives each rank its shard) and ordered val batches."""
+    """Shuffled train batches (seeded; DDP gives each rank its shard). No val loader: Lightning then runs
+    no val loop (a stage evaluates before and after training itself); :class:`TrainValDataModule` adds
+    one."""
 
-    def __init__(
-        self,
-        train: Dataset,
-        val: Dataset | None,
-        batch_size: int,
-        seed: int,
-        num_workers: int = 0,
-        collate_fn=collate,
-        val_collate_fn=None,
-    ):
+    def __init__(self, train: Dataset, batch_size: int, seed: int, num_workers: int = 0, collate_fn=collate):
         super().__init__()
-        self.train, self.val = train, val
+        self.train = train
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.collate_fn = collate_fn
-        self.val_collate_fn = val_collate_fn or collate_fn
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -132,9 +124,25 @@ class SamplesDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+
+class TrainValDataModule(SamplesDataModule):
+    """:class:`SamplesDataModule` plus ordered val batches, for modules with a ``validation_step``."""
+
+    def __init__(
+        self,
+        train: Dataset,
+        val: Dataset,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+        collate_fn=collate,
+        val_collate_fn=None,
+    ):
+        super().__init__(train, batch_size, seed, num_workers, collate_fn)
+        self.val = val
+        self.val_collate_fn = val_collate_fn or collate_fn
+
     def val_dataloader(self) -> DataLoader:
-        if self.val is None:
-            return []
         return DataLoader(
             self.val, batch_size=self.batch_size, shuffle=False, num_workers=0, collate_fn=self.val_collate_fn
         )

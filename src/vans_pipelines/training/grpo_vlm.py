@@ -315,5 +315,5 @@ def fit_stage1(
         fps=fps,
         log_samples_every=params.log_samples_every,
     )
-    datamodule = SamplesDataModule(train, None, params.trainer.batch_size, params.trainer.seed)
+    datamodule = SamplesDataModule(train, params.trainer.batch_size, params.trainer.seed)
     return fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)

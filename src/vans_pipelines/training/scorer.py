@@ -33,11 +33,6 @@ class ScorerModule(TrainingModule):
         self.log("train/loss", loss, on_step=True, batch_size=len(batch["caption"]))
         return loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.log(
-            "val/loss", self._loss(batch), on_epoch=True, sync_dist=True, batch_size=len(batch["caption"])
-        )
-
 
 def retrieval_accuracy(scorer: VideoTextScorer, samples: Dataset, batch_size: int = 64) -> dict[str, float]:
     """Video → text retrieval over the whole set: is the clip's own caption the best match (top-1) or

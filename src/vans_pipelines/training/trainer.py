@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,6 +135,48 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class ProgressLog(Callback):
+    """One log line per ``every_n_steps`` optimiser steps (and the first and last): ``stage: step k/N,
+    loss, s/step, ETA``, through Python logging (so Kedro's handler prints it and log files keep it); no
+    more often than every ``min_interval_s`` seconds, so long runs do not flood the log."""
+
+    def __init__(self, stage: str, every_n_steps: int, min_interval_s: float = 10.0):
+        self.stage = stage
+        self.every_n_steps = max(1, every_n_steps)
+        self.min_interval_s = min_interval_s
+        self._start = self._last = 0.0
+        self._first_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = self._last = time.perf_counter()
+        self._first_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step, total = trainer.global_step, trainer.max_steps
+        now = time.perf_counter()
+        due = step % self.every_n_steps == 0 and now - self._last >= self.min_interval_s
+        if not trainer.is_global_zero or not (due or step == self._first_step + 1 or step >= total):
+            return
+        self._last = now
+        per_step = (now - self._start) / max(1, step - self._first_step)
+        loss = trainer.callback_metrics.get("train/loss")
+        loss_text = f"loss {float(loss):.4f}, " if loss is not None else ""
+        log.info(
+            "%s: step %d/%d, %s%.2f s/step, ETA %s",
+            self.stage,
+            step,
+            total,
+            loss_text,
+            per_step,
+            _duration(per_step * max(0, total - step)),
+        )
+
+
 def build_trainer(
     config: TrainerConfig,
     paths: RunPaths,
@@ -175,12 +218,28 @@ def build_trainer(
         check_val_every_n_epoch=None if config.val_every_n_steps else 1,
         num_sanity_val_steps=0,
         limit_val_batches=limit_val_batches,
-        callbacks=[checkpoint, LearningRateMonitor(logging_interval="step"), *callbacks],
+        callbacks=[
+            checkpoint,
+            LearningRateMonitor(logging_interval="step"),
+            ProgressLog(stage, config.log_every_n_steps),
+            *callbacks,
+        ],
         logger=logger,
         enable_progress_bar=False,
         enable_model_summary=False,
         deterministic=False,
     )
+
+
+#: Lightning warnings that describe what the project does on purpose, silenced while it trains:
+#: frozen parts (renderer, VAE, text encoder) are registered in eval mode; a manual-optimisation
+#: checkpoint holds the state after the step, which is what a resumed run continues from; and
+#: Lightning's own pytree helper warns about torch's LeafSpec deprecation (not ours to fix).
+EXPECTED_LIGHTNING_WARNINGS = (
+    r"Found \d+ module\(s\) in eval mode at the start of training",
+    r"Using ModelCheckpoint with manual optimization and every_n_train_steps",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
 
 
 def fit(
@@ -207,7 +266,10 @@ def fit(
             last.unlink()
     trainer = build_trainer(config, paths, stage, checkpoint_dir, callbacks)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed is not None else None)
+    with warnings.catch_warnings():
+        for message in EXPECTED_LIGHTNING_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resumed is not None else None)
     seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise RuntimeError(f"{stage}: training was interrupted at step {trainer.global_step}")

@@ -106,7 +106,7 @@ def fit_vae(
             settings.kl_weight,
             settings.foreground_weight,
         ),
-        SamplesDataModule(frames, None, settings.batch_frames, trainer.seed, collate_fn=collate_frames),
+        SamplesDataModule(frames, settings.batch_frames, trainer.seed, collate_fn=collate_frames),
         replace(trainer, max_steps=settings.steps, batch_size=settings.batch_frames, val_every_n_steps=None),
         paths,
         stage,

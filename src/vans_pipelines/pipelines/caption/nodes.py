@@ -141,7 +141,7 @@ def train_scorer(
     before = retrieval_accuracy(tiny, val)
     result = fit(
         ScorerModule(tiny, params.scorer.optim),
-        SamplesDataModule(train, None, trainer.batch_size, trainer.seed, trainer.num_workers),
+        SamplesDataModule(train, trainer.batch_size, trainer.seed, trainer.num_workers),
         trainer,
         run_params.paths(kedro_run),
         "scorer",

@@ -121,7 +121,7 @@ def train_grpo_vdm(
     )
     result = fit(
         module,
-        SamplesDataModule(train, None, params.trainer.batch_size, params.trainer.seed),
+        SamplesDataModule(train, params.trainer.batch_size, params.trainer.seed),
         manual_trainer_config(params.trainer),
         run_params.paths(kedro_run),
         "grpo_vdm",

@@ -15,7 +15,7 @@ from vans_pipelines.models.vlm import VisionLanguageModel, build_tiny_vlm
 from vans_pipelines.params import RunParams, SFTParams, VDMParams, VLMParams, parse_section
 from vans_pipelines.pipelines.caption.nodes import captions_by_id
 from vans_pipelines.training.data import (
-    SamplesDataModule,
+    TrainValDataModule,
     TripletSamples,
     check_batch_fits,
     collate,
@@ -83,7 +83,7 @@ def train_vlm(
     key = sft_run_key(params, len(train), len(tokenizer))
     result = fit(
         VLMSFTModule(vlm, params.optim, max_new_tokens=params.eval.max_new_tokens),
-        SamplesDataModule(
+        TrainValDataModule(
             train, val, params.trainer.batch_size, params.trainer.seed, params.trainer.num_workers
         ),
         params.trainer,
@@ -145,7 +145,7 @@ def train_vdm(
         VDMSFTModule(
             vdm, params.optim, params.train_text_encoder, sample_steps=params.eval.num_steps, fps=fps
         ),
-        SamplesDataModule(
+        TrainValDataModule(
             train_items,
             val,
             params.trainer.batch_size,

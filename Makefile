@@ -9,17 +9,34 @@ KEDRO_ARGS ?=
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup browser run test bench repro clean-venv
+.PHONY: setup browser run test bench repro clean-venv lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 
-# The stamp makes a second `make` free; it is redone when the dependencies change.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Every package but torch is installed at the version in constraints.txt, so a clone next month gets
+# the environment the README's figures were measured in; `make lock` refreshes the file.
+CONSTRAINTS ?= constraints.txt
+
+# The stamp makes a second `make` free; it is redone when the dependencies or their pins change.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $@
+
+# Re-resolve the newest versions pyproject.toml allows in a scratch venv and pin them all (torch stays
+# with TORCH_SPEC, which picks the CPU or CUDA build; CUDA runtime wheels are left out with it).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet $(TORCH_SPEC)
+	.venv-lock/bin/pip install --quiet -e ".[dev,bench]"
+	{ echo "# pip constraints: every dependency of .[dev,bench] pinned (make lock); torch: see TORCH_SPEC"; \
+	  .venv-lock/bin/pip freeze --exclude-editable | grep -viE '^(torch|triton|nvidia-[a-z0-9-]+|pip|setuptools|wheel)=='; \
+	} > $(CONSTRAINTS)
+	rm -rf .venv-lock
 
 setup: $(VENV)/.installed
 
@@ -38,7 +55,7 @@ test: setup browser
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench]"
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/wan_vae.py
 	$(BIN)/python benchmarks/grpo_sde.py

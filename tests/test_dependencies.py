@@ -85,3 +85,28 @@ def test_the_package_imports_with_runtime_dependencies_only(tmp_path):
     result = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.split()[-1]) > 40
+
+
+def test_the_environment_is_the_one_constraints_txt_pins():
+    """`make run` / `make test` install with ``-c constraints.txt``: every installed distribution (torch and
+    its CUDA wheels aside, which TORCH_SPEC chooses) is pinned there, at the version installed. A new
+    dependency without `make lock` fails here."""
+    pins = {}
+    for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonical(name)] = version
+    unpinned, moved = [], []
+    for dist in importlib.metadata.distributions():
+        name = canonical(dist.metadata["Name"])
+        if name in ("vans-pipelines", "pip", "setuptools", "wheel", "torch", "triton") or name.startswith(
+            "nvidia-"
+        ):
+            continue
+        if name not in pins:
+            unpinned.append(name)
+        elif pins[name] != dist.version:
+            moved.append(f"{name} {dist.version} (pinned {pins[name]})")
+    assert not unpinned and not moved, f"not pinned: {unpinned}; other version: {moved} (run `make lock`)"
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert '-c $(CONSTRAINTS) -e ".[dev]"' in makefile

@@ -9,7 +9,7 @@ KEDRO_ARGS ?=
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup browser run test bench repro clean-venv lock
+.PHONY: setup browser run test bench repro exp clean-venv lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,21 @@ lock:
 
 setup: $(VENV)/.installed
 
+# The stages `kedro run` ran are recorded in dvc.lock (and their outputs in DVC's cache), so `dvc repro`
+# and `make exp` start from this run instead of redoing it. Not with KEDRO_ARGS: a run with other
+# settings must not be recorded as the dvc.yaml stages' result.
+DEFAULT_STAGES := ingest caption sft grpo_vlm grpo_vdm evaluate
+
 run: setup
 	$(BIN)/kedro run $(KEDRO_ARGS)
+	@if [ -z "$(KEDRO_ARGS)" ] && [ -d .git ]; then \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc commit --force --quiet $(DEFAULT_STAGES); fi
+
+# A DVC experiment from the recorded run: `make exp EXP_ARGS="-S conf/base/parameters_grpo_vdm.yml:grpo_vdm.optim.lr=5e-4"`
+# re-runs only the stages the change reaches (tune is not a target); `dvc exp show` compares them.
+EXP_ARGS ?=
+exp: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run $(EXP_ARGS) evaluate
 
 # Headless Chromium for the kedro-viz test (Debian's package). Installed when missing and we may (root).
 browser:

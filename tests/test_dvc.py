@@ -2,6 +2,8 @@
 every stage; a second repro is a no-op; a parameter change re-runs that stage and the ones after it only;
 a deleted output is rebuilt with identical metrics (same seed); ``dvc exp run -S`` sweeps a parameter."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -112,6 +114,15 @@ def test_dvc_exp_run_sweeps_a_parameter(dvc_project):
     assert metrics["seeds"] == [0]
     shown = sh(dvc_project, "dvc", "exp", "show", "--no-pager", "--csv")
     assert "evaluate.seeds" in shown
+    # The experiment kept its metrics: its row has the summary's numbers (DVC prints "!" for a metric
+    # file an experiment commit lacks).
+    rows = list(csv.DictReader(io.StringIO(shown[shown.index("Experiment,") :])))
+    experiments = [r for r in rows if r["Experiment"]]
+    assert len(experiments) == 1, shown
+    numbers = {k: v for k, v in experiments[0].items() if k.startswith("joint_grpo.")}
+    assert "joint_grpo.clip_v" in numbers and all(v not in ("", "!", "-") for v in numbers.values()), numbers
+    assert all(float(v) == float(v) for v in numbers.values())
+    assert experiments[0]["evaluate.seeds"] == "[0]"
 
 
 @pytest.mark.slow

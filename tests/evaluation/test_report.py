@@ -94,3 +94,22 @@ def test_curves_of_runs_keeps_only_the_runs_the_stage_reports_name():
     kept = report.curves_of_runs(curves, reports)
     assert kept["value"].tolist() == [2.0, 3.0]
     assert report.curves_of_runs(curves, {"grpo_vlm": {"tensorboard": None}}).empty
+
+
+def test_flat_summary_is_one_level_of_numbers():
+    metrics = {
+        "systems": {
+            "joint_grpo": {"metrics": {"clip_v": {"mean": 0.81, "std": 0.01, "per_seed": [0.8, 0.82]}}},
+            "vlm_only": {
+                "metrics": {"rouge_l": {"mean": 0.6, "std": 0.0, "per_seed": [0.6]}, "bleu_1": {"mean": 1}}
+            },
+        },
+        "joint_grpo_vs_sft_cascade": {"clip_v": {"delta": 0.013, "verdict": "ahead", "pairs": 256}},
+    }
+    flat = report.flat_summary(metrics)
+    assert flat == {
+        "joint_grpo.clip_v": 0.81,
+        "vlm_only.rouge_l": 0.6,
+        "joint_grpo_vs_sft_cascade.clip_v": 0.013,
+    }
+    assert all(isinstance(v, float) for v in flat.values())

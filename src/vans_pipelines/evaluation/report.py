@@ -206,6 +206,25 @@ def plot_metric_bars(summary: Mapping[str, Any], metrics: Sequence[str] = HEADLI
     return fig
 
 
+#: The metrics the flat summary (DVC's metric file) carries per system: the headline of each kind.
+SUMMARY_METRICS = ("event_accuracy", "clip_v", "clip_t", "fvd", "motion", "rouge_l", "caption_event_accuracy")
+
+
+def flat_summary(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Numbers only, one level: ``<system>.<metric>`` (the mean over eval seeds) for the headline metrics,
+    and ``joint_grpo_vs_sft_cascade.<metric>`` (the paired delta). What ``dvc metrics show`` and
+    ``dvc exp show`` list; ``metrics.json`` keeps the whole structure (stds, per-seed values, verdicts)."""
+    flat: dict[str, float] = {}
+    for name, system in metrics["systems"].items():
+        for metric in SUMMARY_METRICS:
+            if metric in system["metrics"]:
+                flat[f"{name}.{metric}"] = round(float(system["metrics"][metric]["mean"]), 5)
+    for metric, row in (metrics.get("joint_grpo_vs_sft_cascade") or {}).items():
+        if metric in SUMMARY_METRICS:
+            flat[f"joint_grpo_vs_sft_cascade.{metric}"] = round(float(row["delta"]), 5)
+    return flat
+
+
 def curves_of_runs(curves: pd.DataFrame, stage_reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """The rows of ``curves`` (``stage, run, tag, step, value``) that the runs named by the stage reports
     wrote: a report's ``tensorboard`` is ``<log dir>/<run>/<stage>``. Curves of other runs (a previous

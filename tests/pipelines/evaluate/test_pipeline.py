@@ -37,6 +37,11 @@ def test_the_default_run_writes_the_whole_report(finished_run):
     # Same VDM, different VLMs: the systems really differ in what they render.
     assert systems["sft_cascade"]["vdm"] == systems["stage1_only"]["vdm"] == "sft"
 
+    summary = json.loads((reporting / "summary.json").read_text())  # DVC's metric: one level of numbers
+    assert summary["joint_grpo.clip_v"] == pytest.approx(
+        systems["joint_grpo"]["metrics"]["clip_v"]["mean"], abs=1e-5
+    )
+    assert all(isinstance(v, float) for v in summary.values())
     for name in systems:
         table = pd.read_csv(reporting / "systems" / f"{name}.csv")
         assert {"metric", "mean", "std", "seed_0", "seed_1"} <= set(table.columns)

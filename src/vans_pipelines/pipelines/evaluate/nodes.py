@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Sibling files of the report in data/08_reporting (see the catalog), linked from report.md.
 REPORT_FILES = {
-    "metrics (DVC metrics)": "metrics.json",
+    "metrics (all figures)": "metrics.json",
+    "metric summary (DVC metrics: numbers, one level)": "summary.json",
     "per-system tables (DVC plots)": "systems/<system>.csv",
     "per-sample scores": "evaluation_samples.parquet",
     "metric bars": "metric_bars.png",
@@ -93,6 +94,11 @@ def evaluate_systems_node(
 def write_system_tables_node(metrics: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """One CSV per system (metric, mean, std, per seed): the DVC plots' data."""
     return {name: report.system_table(system) for name, system in metrics["systems"].items()}
+
+
+def summarise_metrics_node(metrics: dict[str, Any]) -> dict[str, float]:
+    """The flat numeric summary DVC shows as this stage's metric (see :func:`report.flat_summary`)."""
+    return report.flat_summary(metrics)
 
 
 def plot_metrics_node(metrics: dict[str, Any]) -> Figure:

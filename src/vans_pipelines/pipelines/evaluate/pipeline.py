@@ -7,6 +7,7 @@ from vans_pipelines.pipelines.evaluate.nodes import (
     plot_metrics_node,
     plot_training_curves_node,
     render_video_grid_node,
+    summarise_metrics_node,
     write_report_node,
     write_system_tables_node,
 )
@@ -35,6 +36,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "evaluation_metrics",
                 "system_tables",
                 name="write_system_tables_node",
+            ),
+            node(
+                summarise_metrics_node,
+                "evaluation_metrics",
+                "evaluation_summary",
+                name="summarise_metrics_node",
             ),
             node(plot_metrics_node, "evaluation_metrics", "metric_bars", name="plot_metrics_node"),
             node(

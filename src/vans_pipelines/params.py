@@ -452,6 +452,9 @@ class TuneParams(_Strict):
     pruner_warmup_steps: int = Field(0, ge=0)
     val_limit: int | None = Field(32, ge=1)
     val_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # Trials log here, not under run.log_dir: the training stages' folder stays what evaluate's curves
+    # (and its DVC dependency) read, whether or not a study ran since
+    log_dir: str = "data/07_model_output/tune/tensorboard"
     objective: dict[str, float] = Field(default_factory=lambda: {"text_fidelity": 1.0, "video_fidelity": 1.0})
     search: TuneSearchSpace = TuneSearchSpace()
 

@@ -20,6 +20,11 @@ def test_tune_resumes_and_writes_parameters_the_next_run_uses(finished_run, tmp_
     summary = json.loads((project / "data" / "08_reporting" / "tune_summary.json").read_text())
     assert summary["ran_this_time"] == 2 and len(summary["trials"]) == 2
     assert (project / "data" / "07_model_output" / "tune" / "study.db").is_file()
+    # Trials log apart from the training stages (whose folder evaluate's curves and DVC stage read).
+    assert list(
+        (project / "data" / "07_model_output" / "tune" / "tensorboard").rglob("events.out.tfevents.*")
+    )
+    assert not (project / "data" / "07_model_output" / "tensorboard").exists()
 
     # An interrupted study (here: one that stopped at its old target) resumes; it never re-runs trials.
     run(project, ["tune"], {**ALL_TINY, "tune": {**TINY_TUNE["tune"], "n_trials": 3}})

@@ -67,7 +67,7 @@ def run_study_node(
         grpo_vlm,
         lambda raw: parse_section("grpo_vlm", raw),
         params,
-        parse_section("run", run).paths(kedro_run),
+        parse_section("run", {**(run or {}), "log_dir": params.log_dir}).paths(kedro_run),
         fps=fps,
     )
     ran = run_study(study, params.n_trials, objective)

@@ -1,7 +1,7 @@
-"""``kedro run --pipelines caption,sft`` through a real KedroSession on tiny settings, and its failures."""
+"""``kedro run --pipelines sft`` (after ingest and caption) through a real KedroSession on tiny settings,
+and its failures."""
 
 import json
-import shutil
 
 import pytest
 
@@ -10,7 +10,6 @@ from tests.runs import TINY, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import ParameterError
-from vans_pipelines.pipelines.caption.nodes import CaptionError
 
 
 @pytest.mark.slow
@@ -42,15 +41,6 @@ def test_batch_larger_than_the_split_fails_before_training(project_copy):
         ParameterError, match=r"sft.vdm.trainer.batch_size: 64 is larger than the train split"
     ):
         run(project_copy, ["sft"], params)
-
-
-def test_real_videos_without_a_captioner_name_the_key(project_copy, shipped_videos):
-    raw = project_copy / "data" / "01_raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for video in shipped_videos:
-        shutil.copy(video, raw / video.name)
-    with pytest.raises(CaptionError, match=r"caption\.captioner\.path"):
-        run(project_copy, ["ingest", "caption"], {"ingest": {"source": "videos"}})
 
 
 @pytest.mark.slow

@@ -4,6 +4,8 @@ VENV ?= .venv
 # CPU wheel by default (no multi-GB CUDA download). GPU machines: make run TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
+# DVC stages run `kedro run --pipelines <stage>`: kedro must be on PATH wherever dvc runs them.
+DVC = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc
 KEDRO_ARGS ?=
 
 export KEDRO_DISABLE_TELEMETRY := true
@@ -48,13 +50,13 @@ DEFAULT_STAGES := ingest caption sft grpo_vlm grpo_vdm evaluate
 run: setup
 	$(BIN)/kedro run $(KEDRO_ARGS)
 	@if [ -z "$(KEDRO_ARGS)" ] && [ -d .git ]; then \
-	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc commit --force --quiet $(DEFAULT_STAGES); fi
+	  $(DVC) commit --force --quiet $(DEFAULT_STAGES); fi
 
 # A DVC experiment from the recorded run: `make exp EXP_ARGS="-S conf/base/parameters_grpo_vdm.yml:grpo_vdm.optim.lr=5e-4"`
 # re-runs only the stages the change reaches (tune is not a target); `dvc exp show` compares them.
 EXP_ARGS ?=
 exp: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run $(EXP_ARGS) evaluate
+	$(DVC) exp run $(EXP_ARGS) evaluate
 
 # Headless Chromium for the kedro-viz test (Debian's package). Installed when missing and we may (root).
 browser:
@@ -74,9 +76,8 @@ bench: setup
 	$(BIN)/python benchmarks/grpo_sde.py
 	$(BIN)/python benchmarks/grpo_stage1_vs_trl.py
 
-# DVC runs each stage as `kedro run --pipelines <stage>`: kedro must be on PATH.
 repro: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	$(DVC) repro
 
 clean-venv:
 	rm -rf $(VENV)

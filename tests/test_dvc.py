@@ -23,7 +23,14 @@ from tests.runs import ALL_TINY
 from vans_pipelines.training.tune import merge
 
 TINY_TUNE = {"tune": {"n_trials": 2, "steps": 2, "report_every": 1, "val_limit": 2}}
-STAGES = {"ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate", "tune"}
+TINY_ABLATE = {
+    "ablate": {
+        "seeds": [0],
+        "eval": {"num_steps": 2, "max_new_tokens": 16},
+        "variants": {"cascade_as_one": {"cascade": {"max_steps": 2}}},
+    }
+}
+STAGES = {"ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate", "tune", "ablate"}
 
 
 def dvc_env() -> dict[str, str]:
@@ -63,7 +70,7 @@ def dvc_project(tmp_path_factory) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(PROJECT_ROOT / name, project / name)
     shutil.copytree(PROJECT_ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
-    for section, values in {**ALL_TINY, **TINY_TUNE}.items():
+    for section, values in {**ALL_TINY, **TINY_TUNE, **TINY_ABLATE}.items():
         set_params(project, section, values)
     sh(project, "git", "init", "-q")
     sh(project, "git", "add", "-A")
@@ -89,10 +96,13 @@ def test_dvc_repro_runs_all_then_nothing_then_only_what_changed(dvc_project):
     second = sh(dvc_project, "dvc", "repro")
     assert stages_run(second) == set(), second
 
-    # A stage-2 parameter: grpo_vdm and evaluate re-run; nothing upstream, not tune.
+    assert (dvc_project / "data" / "08_reporting" / "ablation.md").is_file()
+
+    # A stage-2 parameter: grpo_vdm, evaluate and the ablations (whose recipes build on it) re-run;
+    # nothing upstream, not tune.
     set_params(dvc_project, "grpo_vdm", {"optim": {"lr": 2e-3}})
     third = sh(dvc_project, "dvc", "repro")
-    assert stages_run(third) == {"grpo_vdm", "evaluate"}, third
+    assert stages_run(third) == {"grpo_vdm", "evaluate", "ablate"}, third
 
     # A lost output comes back from DVC's cache, unchanged, without re-running anything.
     metrics_file = dvc_project / "data" / "08_reporting" / "metrics.json"

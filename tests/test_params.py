@@ -91,3 +91,22 @@ def test_all_errors_are_reported_together():
         validate_parameters(params)
     text = str(err.value)
     assert "ingest.clip.height" in text and "ingest.clip.width" in text
+
+
+def test_ablation_recipes_resolve_to_typed_stage_sections():
+    from vans_pipelines.params import resolve_variant
+
+    parsed = validate_parameters(load_env("base"))
+    ablate, stage1, stage2 = parsed["ablate"], parsed["grpo_vlm"], parsed["grpo_vdm"]
+    vlm, vdm = resolve_variant("vlm_only", ablate.variants["vlm_only"], stage1, stage2, seed=2)
+    assert vdm is None and vlm.trainer.seed == 2 and vlm.log_samples_every == 0
+    assert vlm.model_copy(update={"trainer": stage1.trainer, "log_samples_every": 10}) == stage1
+    vlm, vdm = resolve_variant("x", ablate.variants["no_semantic_reward"], stage1, stage2, seed=0)
+    assert vdm.rewards == {"video_fidelity": 1.0, "semantic_alignment": 0.0, "context_consistency": 0.0}
+    vlm, vdm = resolve_variant("c", ablate.variants["cascade_as_one"], stage1, stage2, seed=1)
+    assert vlm.rewards == ablate.variants["cascade_as_one"].cascade["rewards"]
+    assert vlm.trainer.max_steps == 40 and vlm.grpo.num_iterations == 2 and vlm.trainer.seed == 1
+    assert vdm.sde == stage2.sde and vdm.trainer.seed == 1
+    bad = with_override(load_env("base"), "ablate.variants.vdm_only.stage2.optim.lr", -1.0)
+    with pytest.raises(ParameterError, match=r"ablate\.variants\.vdm_only\.stage2\.optim\.lr: must be > 0"):
+        validate_parameters(bad)

@@ -1,14 +1,11 @@
-"""Every pipeline name of the architecture, in stage order.
-
-Stages whose issue has not landed yet are empty pipelines (Kedro refuses to run an empty pipeline,
-which is the honest answer); they fill in as their issues land.
-"""
+"""Every pipeline name, in stage order. The default run is ingest → caption → sft → joint_grpo →
+evaluate; tune and ablate start from its SFT models and run only when named."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.pipelines import caption, evaluate, grpo_vdm, grpo_vlm, ingest, sft, tune
+from vans_pipelines.pipelines import ablate, caption, evaluate, grpo_vdm, grpo_vlm, ingest, sft, tune
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -20,6 +17,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "grpo_vdm": grpo_vdm.create_pipeline(),
         "evaluate": evaluate.create_pipeline(),
         "tune": tune.create_pipeline(),
+        "ablate": ablate.create_pipeline(),
     }
     stages["joint_grpo"] = stages["grpo_vlm"] + stages["grpo_vdm"]
     stages["__default__"] = (

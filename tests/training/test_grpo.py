@@ -4,6 +4,7 @@ tag is written, several iterations per rollout with a KL term run, and a crashed
 import copy
 import os
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -15,14 +16,21 @@ from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm, format_answer
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples
+from vans_pipelines.training.data import SamplesDataModule, TripletSamples, collate
 from vans_pipelines.training.grpo import manual_trainer_config
-from vans_pipelines.training.grpo_vdm import AnchoredSamples, GRPOVDMModule, evaluate_stage2
+from vans_pipelines.training.grpo_vdm import (
+    AnchoredSamples,
+    GRPOVDMModule,
+    evaluate_stage2,
+    sample_trajectories,
+    trajectory_losses,
+)
 from vans_pipelines.training.grpo_vlm import (
     GRPOVLMModule,
     SamplingConfig,
     completion_logprobs,
     evaluate_stage1,
+    render,
 )
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 
@@ -282,3 +290,59 @@ def test_before_after_reports_the_paired_change_and_its_spread():
     assert report["improvement"] == 0.05 and report["seed_spread"] == 0.1
     assert report["improvement_per_seed"] == [0.04, 0.06, 0.05]
     assert report["improvement_seed_std"] == pytest.approx(0.00816, abs=1e-5)
+
+
+def test_render_shares_the_clip_of_a_caption_repeated_in_its_group(world, monkeypatch):
+    """Same context, caption and noise: one render, its clip shared; the result is the full batch's."""
+    train, _, _, vdm, _ = world
+    batch = collate([train[i] for i in range(2)])
+    captions = [
+        "the red square falls",
+        "the red square falls",
+        "paint the blue circle",
+        "the red square falls",
+    ]
+    sizes = []
+    sample = vdm.sample
+    monkeypatch.setattr(vdm, "sample", lambda c, *a, **k: sizes.append(len(c)) or sample(c, *a, **k))
+    clips = render(vdm, captions, batch["context"], frames=4, num_steps=2, seed=5, repeats=2)
+    assert sizes == [3]  # (0, red), (1, blue), (1, red)
+    assert np.array_equal(clips[0], clips[1]) and not np.array_equal(clips[2], clips[3])
+    shape = vdm.latent_shape(4, 16, 16)
+    noise = torch.randn((2, *shape), generator=torch.Generator().manual_seed(5)).repeat_interleave(2, dim=0)
+    full = sample(captions, np.repeat(batch["context"], 2, axis=0), frames=4, num_steps=2, noise=noise)
+    assert np.abs(clips.astype(int) - full.astype(int)).max() <= 1
+
+
+def test_a_text_only_stage1_rolls_out_without_rendering(world, monkeypatch):
+    module = stage1(world)
+    module.weights = {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 0.0}
+    monkeypatch.setattr(module.vdm, "sample", lambda *a, **k: pytest.fail("rendered"))
+    rollout = module.rollout(collate([world[0][i] for i in range(2)]))
+    assert set(rollout.rewards) == {"format", "text_fidelity"} and rollout.videos is None
+
+
+def test_stage2_reference_means_are_computed_once_per_rollout(world):
+    """The reference policy does not train: later updates of the same rollout reuse its step means."""
+    train, _, _, vdm, _ = world
+    vdm = copy.deepcopy(vdm)
+    vdm.start_adapter(LoraSpec(rank=4, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
+    sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2)
+    grpo = GRPOConfig(group_size=2, num_iterations=2, beta=0.01)
+    sampled = sample_trajectories(
+        vdm,
+        ["a", "a", "b", "b"],
+        np.stack([train[i]["context"] for i in (0, 0, 1, 1)]),
+        4,
+        sde,
+        torch.Generator().manual_seed(0),
+    )
+    calls = []
+    velocity = vdm.velocity
+    vdm.velocity = lambda *a: calls.append(1) or velocity(*a)
+    advantages, keep = torch.tensor([1.0, -1.0, 0.5, -0.5]), torch.ones(4, dtype=torch.bool)
+    first = [float(loss) for loss, _ in trajectory_losses(vdm, sampled, advantages, keep, grpo, sde)]
+    assert len(calls) == 2 * 2  # two trained steps: policy and reference each
+    second = [float(loss) for loss, _ in trajectory_losses(vdm, sampled, advantages, keep, grpo, sde)]
+    assert len(calls) == 2 * 2 + 2  # the policy only
+    assert second == first

@@ -39,6 +39,7 @@ METRIC_LABELS = {
     "event_accuracy": "video event acc.",
     "event_kind_accuracy": "video event-kind acc.",
     "motion": "motion",
+    "still_similarity": "still-frame likeness",
 }
 # Headline metrics of the comparison the acceptance asks about (Joint-GRPO vs the SFT cascade).
 HEADLINE = ("rouge_l", "clip_v", "clip_t", "event_accuracy", "caption_event_accuracy", "fvd")

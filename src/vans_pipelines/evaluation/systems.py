@@ -48,7 +48,7 @@ class System:
 
     @property
     def writes_captions(self) -> bool:
-        return self.vlm in ("sft", "grpo")
+        return self.vlm not in (None, "truth")
 
     @property
     def ranked(self) -> bool:
@@ -67,7 +67,15 @@ SYSTEMS: tuple[System, ...] = (
 )
 
 TEXT_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "caption_event_accuracy")
-VIDEO_METRICS = ("fvd", "clip_v", "clip_t", "event_accuracy", "event_kind_accuracy", "motion")
+VIDEO_METRICS = (
+    "fvd",
+    "clip_v",
+    "clip_t",
+    "event_accuracy",
+    "event_kind_accuracy",
+    "motion",
+    "still_similarity",
+)
 LOWER_IS_BETTER = frozenset({"fvd"})
 
 
@@ -179,6 +187,14 @@ class Reference:
         )
 
 
+def clip_motion(videos: np.ndarray) -> np.ndarray:
+    """Per clip: the mean absolute frame-to-frame change of uint8 ``[N, T, H, W, 3]`` clips (0: static)."""
+    x = np.asarray(videos, dtype=np.float32) / 255.0
+    if x.shape[1] < 2:
+        return np.zeros(len(x))
+    return np.abs(np.diff(x, axis=1)).mean(axis=(1, 2, 3, 4))
+
+
 def video_metrics(
     videos: np.ndarray,
     reference: Reference,
@@ -188,16 +204,23 @@ def video_metrics(
     batch_size: int = 64,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """FVD (Fréchet distance of ``features``), CLIP-V (vs the ground-truth clip), CLIP-T (vs the
-    ground-truth caption), the oracle's event accuracy (exact event; event kind) and motion."""
-    clip_v, clip_t, feats = [], [], []
+    ground-truth caption), the oracle's event accuracy (exact event; event kind), motion, and the
+    similarity under the scorer to the still-frame answer (the last context frame held: the static-frame
+    hack scores 1)."""
+    clip_v, clip_t, still, feats = [], [], [], []
+    frames = videos.shape[1]
     for start in range(0, len(videos), batch_size):
         part = slice(start, start + batch_size)
+        held = np.repeat(reference.contexts[part][:, -1:], frames, axis=1)
         clip_v.append(video_video_similarity(scorer, list(videos[part]), list(reference.targets[part])))
         clip_t.append(video_text_similarity(scorer, list(videos[part]), reference.captions[part]))
+        still.append(video_video_similarity(scorer, list(videos[part]), list(held)))
         feats.append(features(list(videos[part])))
     per_sample = {
         "clip_v": torch.cat(clip_v).float().cpu().numpy(),
         "clip_t": torch.cat(clip_t).float().cpu().numpy(),
+        "still_similarity": torch.cat(still).float().cpu().numpy(),
+        "motion": clip_motion(videos),
     }
     events = [Event.parse(e) for e in reference.events]
     if all(e is not None for e in events):
@@ -212,6 +235,7 @@ def video_metrics(
         "event_accuracy": float(np.mean(per_sample["event"])),
         "event_kind_accuracy": float(np.mean(per_sample["event_kind"])),
         "motion": motion(videos),
+        "still_similarity": float(per_sample["still_similarity"].mean()),
     }
     return summary, per_sample
 
@@ -341,20 +365,26 @@ PER_SAMPLE = {
     "clip_t": "clip_t",
     "event_accuracy": "event",
 }
-#: Informational columns: no system "wins" them (motion has no better direction; ground truth has its own).
-NOT_RANKED = frozenset({"motion"})
+#: Informational columns: no system "wins" them (motion and likeness to the still frame have no better
+#: direction on their own; ground truth has its own).
+NOT_RANKED = frozenset({"motion", "still_similarity"})
 
 
 def paired_comparison(
-    summary: Mapping[str, Any], samples: pd.DataFrame, ours: str, baseline: str
+    summary: Mapping[str, Any],
+    samples: pd.DataFrame,
+    ours: str,
+    baseline: str,
+    columns: Mapping[str, str | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``ours`` against ``baseline`` per metric, paired: per-sample differences (averaged over seeds)
     and their standard error; FVD by its per-seed differences. The verdict is ``ahead`` / ``behind`` only
-    beyond two standard errors, else ``within noise`` (``tied`` when nothing differs)."""
+    beyond two standard errors, else ``within noise`` (``tied`` when nothing differs). ``columns``: metric
+    -> per-sample column (``None``: per-seed values), by default the headline metrics and FVD."""
     out: dict[str, dict[str, Any]] = {}
     if ours not in summary or baseline not in summary:
         return out
-    for metric, column in {**PER_SAMPLE, "fvd": None}.items():
+    for metric, column in (columns or {**PER_SAMPLE, "fvd": None}).items():
         a, b = summary[ours]["metrics"].get(metric), summary[baseline]["metrics"].get(metric)
         if a is None or b is None or np.isnan(a["mean"]) or np.isnan(b["mean"]):
             continue

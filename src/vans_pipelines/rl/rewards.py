@@ -27,6 +27,8 @@ from vans_pipelines.models.vlm import parse_answer
 
 RewardFn = Callable[..., torch.Tensor]
 REWARDS: dict[str, RewardFn] = {}
+#: Rewards that read the generated video: a stage-1 rollout renders only when one of them has a weight.
+VIDEO_REWARDS = frozenset({"video_fidelity", "semantic_alignment", "context_consistency", "oracle_event"})
 
 
 class RewardError(ValueError):

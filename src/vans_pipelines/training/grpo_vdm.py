@@ -9,22 +9,36 @@ denoising step, so memory does not grow with the number of steps).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
+from vans_pipelines.metrics import rouge_l
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed, to_uint8_video
+from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, sample_sde, sde_step, sigma_cap, step_kl
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
-from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.grpo import GRPOModule, Rollout, motion, reward_summary, score_samples
-from vans_pipelines.training.trainer import OptimConfig
+from vans_pipelines.training.data import SamplesDataModule, ordered_batches
+from vans_pipelines.training.grpo import (
+    GRPOModule,
+    Rollout,
+    manual_trainer_config,
+    motion,
+    reward_summary,
+    score_samples,
+)
+from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, fit
+
+#: Columns of the anchor table (:func:`anchor_captions`).
+ANCHOR_COLUMNS = ("sample_id", "split", "anchor", "rouge_l", "kept")
 
 
 class AnchoredSamples(Dataset):
@@ -103,79 +117,129 @@ class GRPOVDMModule(GRPOModule):
     def rollout(self, batch: dict[str, Any]) -> Rollout:
         G = self.grpo.group_size
         anchors = [a for a in batch["anchor"] for _ in range(G)]
-        contexts = np.repeat(batch["context"], G, axis=0)
-        frames, height, width = batch["target"].shape[1:4]
         generator = torch.Generator().manual_seed(self.rollout_seed())
-        with torch.no_grad():
-            noise, text, cond = self.vdm.prepare(anchors, contexts, frames, height, width, generator)
-            sigmas = self.vdm.sigmas(self.sde.num_steps)
-            trajectory = sample_sde(
-                lambda x, s: self.vdm.velocity(x, s, text, cond), noise, sigmas, self.sde, generator=generator
-            )
-            clips = to_uint8_video(self.vdm.decode(trajectory.final))
-        rewards = stage2_rewards(self.weights, clips, batch, self.scorer, G)
-        clip_motion, target_motion = motion(clips), motion(batch["target"])
+        sampled = sample_trajectories(
+            self.vdm,
+            anchors,
+            np.repeat(batch["context"], G, axis=0),
+            batch["target"].shape[1],
+            self.sde,
+            generator,
+        )
+        rewards = stage2_rewards(self.weights, sampled["clips"], batch, self.scorer, G)
+        clip_motion, target_motion = motion(sampled["clips"]), motion(batch["target"])
         return Rollout(
             rewards,
-            {"trajectory": trajectory, "text": text, "cond": cond},
+            sampled,
             captions=anchors,
-            videos=clips,
+            videos=sampled["clips"],
             stats={
                 "rollout/motion": clip_motion,
                 "rollout/motion_ratio": clip_motion / max(target_motion, 1e-8),
             },
         )
 
-    def _step_log_prob(
-        self,
-        x: torch.Tensor,
-        x_next: torch.Tensor,
-        sigma: torch.Tensor,
-        sigma_next: torch.Tensor,
-        cap: float,
-        text: torch.Tensor,
-        cond: torch.Tensor,
-    ) -> SDEStep:
-        """The current model's Gaussian for one recorded step, scoring the recorded next latents."""
-        velocity = self.vdm.velocity(x, sigma.to(x.device).expand(x.shape[0]), text, cond)
-        return sde_step(
-            x, velocity, sigma, sigma_next, self.sde.noise_level, sigma_cap=cap, next_latents=x_next
-        )
-
     def update(
         self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
     ) -> tuple[float, LossStats]:
-        trajectory = rollout.data["trajectory"]
-        text, cond = rollout.data["text"], rollout.data["cond"]
-        sigmas, cap = trajectory.sigmas, sigma_cap(trajectory.sigmas)
-        steps = trajectory.steps
         total, stats = 0.0, []
-        for k, i in enumerate(steps):
-            x, x_next = trajectory.latents[:, i], trajectory.latents[:, i + 1]
-            step = self._step_log_prob(x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
-            logp = step.log_prob.unsqueeze(1)
-            old = trajectory.log_probs[:, k : k + 1] if self.grpo.num_iterations > 1 else logp.detach()
-            kl = None
-            if self.grpo.beta:
-                with torch.no_grad(), adapters_disabled(self.transformer):
-                    ref = self._step_log_prob(x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
-                kl = step_kl(step, ref.mean, self.sde.kl_form).unsqueeze(1)
-            loss, step_stats = clipped_policy_loss(
-                logp, old.to(logp.device), advantages, torch.ones_like(logp), self.grpo, kl, keep=mask
-            )
-            # Mean over steps, one backward per step: the graph of one transformer call at a time.
-            self.manual_backward(loss / len(steps))
-            total += float(loss.detach()) / len(steps)
+        for loss, step_stats in trajectory_losses(
+            self.vdm, rollout.data, advantages, mask, self.grpo, self.sde
+        ):
+            self.manual_backward(loss)
+            total += float(loss.detach())
             stats.append(step_stats)
-        kls = [s.kl_mean for s in stats if s.kl_mean is not None]
-        merged = LossStats(
-            ratio_mean=float(np.mean([s.ratio_mean for s in stats])),
-            clip_fraction=float(np.mean([s.clip_fraction for s in stats])),
-            low_clip_fraction=float(np.mean([s.low_clip_fraction for s in stats])),
-            high_clip_fraction=float(np.mean([s.high_clip_fraction for s in stats])),
-            kl_mean=float(np.mean(kls)) if kls else None,
+        return total, merge_loss_stats(stats)
+
+
+@torch.no_grad()
+def sample_trajectories(
+    vdm: VideoDiffusionModel,
+    captions: Sequence[str],
+    contexts: np.ndarray,
+    frames: int,
+    sde: SDEConfig,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    """One Flow-GRPO SDE trajectory per caption (with its context): the recorded latents and
+    log-probabilities (``trajectory``), the conditioning they were made with (``text``, ``cond``) and the
+    decoded uint8 clips (``clips``)."""
+    height, width = contexts.shape[2:4]
+    noise, text, cond = vdm.prepare(list(captions), contexts, frames, height, width, generator)
+    trajectory = sample_sde(
+        lambda x, s: vdm.velocity(x, s, text, cond),
+        noise,
+        vdm.sigmas(sde.num_steps),
+        sde,
+        generator=generator,
+    )
+    clips = to_uint8_video(vdm.decode(trajectory.final))
+    return {"trajectory": trajectory, "text": text, "cond": cond, "clips": clips}
+
+
+def _step_log_prob(
+    vdm: VideoDiffusionModel,
+    sde: SDEConfig,
+    x: torch.Tensor,
+    x_next: torch.Tensor,
+    sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
+    cap: float,
+    text: torch.Tensor,
+    cond: torch.Tensor,
+) -> SDEStep:
+    """The current model's Gaussian for one recorded step, scoring the recorded next latents."""
+    velocity = vdm.velocity(x, sigma.to(x.device).expand(x.shape[0]), text, cond)
+    return sde_step(x, velocity, sigma, sigma_next, sde.noise_level, sigma_cap=cap, next_latents=x_next)
+
+
+def trajectory_losses(
+    vdm: VideoDiffusionModel,
+    sampled: dict[str, Any],
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    grpo: GRPOConfig,
+    sde: SDEConfig,
+) -> Iterator[tuple[torch.Tensor, LossStats]]:
+    """The clipped GRPO loss of each trained denoising step of ``sampled`` (from
+    :func:`sample_trajectories`), already divided by the number of steps so the losses sum to the mean over
+    steps. Back-propagate each before taking the next: one transformer graph is alive at a time, so memory
+    does not grow with the number of steps."""
+    trajectory, text, cond = sampled["trajectory"], sampled["text"], sampled["cond"]
+    sigmas, cap = trajectory.sigmas, sigma_cap(trajectory.sigmas)
+    steps = trajectory.steps
+    for k, i in enumerate(steps):
+        x, x_next = trajectory.latents[:, i], trajectory.latents[:, i + 1]
+        step = _step_log_prob(vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
+        logp = step.log_prob.unsqueeze(1)
+        old = trajectory.log_probs[:, k : k + 1] if grpo.num_iterations > 1 else logp.detach()
+        kl = None
+        if grpo.beta:
+            # The reference (adapter off) does not train: its step means are computed once per rollout
+            # and reused by the rollout's later updates.
+            cached = sampled.setdefault("reference_means", {})
+            if i not in cached:
+                with torch.no_grad(), adapters_disabled(vdm.transformer):
+                    cached[i] = _step_log_prob(
+                        vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond
+                    ).mean
+            kl = step_kl(step, cached[i], sde.kl_form).unsqueeze(1)
+        loss, stats = clipped_policy_loss(
+            logp, old.to(logp.device), advantages, torch.ones_like(logp), grpo, kl, keep=mask
         )
-        return total, merged
+        yield loss / len(steps), stats
+
+
+def merge_loss_stats(stats: Sequence[LossStats]) -> LossStats:
+    """The mean of several losses' statistics (the KL over those that have one)."""
+    kls = [s.kl_mean for s in stats if s.kl_mean is not None]
+    return LossStats(
+        ratio_mean=float(np.mean([s.ratio_mean for s in stats])),
+        clip_fraction=float(np.mean([s.clip_fraction for s in stats])),
+        low_clip_fraction=float(np.mean([s.low_clip_fraction for s in stats])),
+        high_clip_fraction=float(np.mean([s.high_clip_fraction for s in stats])),
+        kl_mean=float(np.mean(kls)) if kls else None,
+    )
 
 
 @torch.no_grad()
@@ -223,3 +287,88 @@ def evaluate_stage2(
         "motion": float(np.mean(motions)),
         "target_motion": float(np.mean(target_motions)),
     }
+
+
+def anchor_captions(
+    vlm: VisionLanguageModel,
+    splits: Mapping[str, Dataset],
+    *,
+    min_rouge_l: float,
+    max_new_tokens: int,
+    batch_size: int = 32,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The VLM's greedy caption of every sample of each split (of the first ``limit``), its ROUGE-L to the
+    ground truth and whether it is kept for stage-2 training (ROUGE-L >= ``min_rouge_l``, the paper's
+    anchor filter)."""
+    rows = []
+    vlm.model.eval()
+    for split, samples in splits.items():
+        for _, batch in ordered_batches(samples, batch_size, limit):
+            texts = vlm.generate(
+                list(batch["context"]), batch["question"], max_new_tokens=max_new_tokens
+            ).texts
+            anchors = [parse_answer(t).caption for t in texts]
+            scores = rouge_l(anchors, batch["caption"])
+            rows.extend(
+                {
+                    "sample_id": s,
+                    "split": split,
+                    "anchor": a,
+                    "rouge_l": float(r),
+                    "kept": bool(r >= min_rouge_l),
+                }
+                for s, a, r in zip(batch["sample_id"], anchors, scores, strict=True)
+            )
+    return pd.DataFrame(rows, columns=list(ANCHOR_COLUMNS))
+
+
+def anchors_of(table: pd.DataFrame, split: str, kept_only: bool) -> dict[str, str]:
+    """``{sample_id: anchor}`` of one split of an :func:`anchor_captions` table."""
+    rows = table[(table["split"] == split) & (table["kept"] | (not kept_only))]
+    return dict(zip(rows["sample_id"], rows["anchor"], strict=True))
+
+
+def check_enough_anchors(train: AnchoredSamples, params: Any, processes: int) -> None:
+    """A clear error when the anchor filter leaves fewer train samples than one batch."""
+    if params.trainer.batch_size * processes > len(train):
+        raise ValueError(
+            f"grpo_vdm.anchors.min_rouge_l: only {len(train)} train anchors reach ROUGE-L "
+            f"{params.anchors.min_rouge_l}, fewer than grpo_vdm.trainer.batch_size = "
+            f"{params.trainer.batch_size} x {processes} process(es); lower the threshold or the batch"
+        )
+
+
+def fit_stage2(
+    vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    params: Any,
+    train: AnchoredSamples,
+    paths: RunPaths,
+    stage: str,
+    run_key: str,
+    *,
+    fps: float,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Start a fresh LoRA adapter on ``vdm``'s transformer and train it with stage-2 Flow-GRPO on the
+    anchored ``train`` samples (``params``: the typed ``grpo_vdm`` section). Used by the grpo_vdm stage and
+    by the ablations."""
+    vdm.start_adapter(params.lora, seed=params.trainer.seed)
+    module = GRPOVDMModule(
+        vdm,
+        scorer,
+        params.grpo,
+        params.rewards,
+        params.optim,
+        params.sde,
+        gradient_clip_val=params.trainer.gradient_clip_val,
+        seed=params.trainer.seed,
+        fps=fps,
+        log_samples_every=params.log_samples_every,
+    )
+    datamodule = SamplesDataModule(train, params.trainer.batch_size, params.trainer.seed)
+    result = fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)
+    for part in vdm.modules().values():
+        part.eval()
+    return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel, parse_answer
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
+from vans_pipelines.rl.rewards import VIDEO_REWARDS
 from vans_pipelines.training.data import SamplesDataModule, ordered_batches
 from vans_pipelines.training.grpo import (
     GRPOModule,
@@ -83,25 +85,34 @@ def render(
     repeats: int = 1,
 ) -> np.ndarray:
     """Clips from the frozen VDM for ``captions`` (grouped: ``repeats`` consecutive captions per context,
-    sharing one noise draw)."""
+    sharing one noise draw). A caption repeated within its group has the same inputs and noise, so it is
+    rendered once and its clip shared (sampled captions repeat often: about half a group's clips)."""
     height, width = contexts.shape[2:4]
     shape = vdm.latent_shape(frames, height, width)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((len(contexts), *shape), generator=generator).repeat_interleave(repeats, dim=0)
+    keys = [(i // repeats, caption) for i, caption in enumerate(captions)]
+    position: dict[tuple[int, str], int] = {}  # each distinct (context, caption): its row among the renders
+    rows = []  # the first sample of each
+    for i, key in enumerate(keys):
+        if key not in position:
+            position[key] = len(rows)
+            rows.append(i)
     with torch.no_grad():
-        return vdm.sample(
-            list(captions),
-            np.repeat(contexts, repeats, axis=0),
+        clips = vdm.sample(
+            [captions[i] for i in rows],
+            np.repeat(contexts, repeats, axis=0)[rows],
             frames=frames,
             num_steps=num_steps,
-            noise=noise,
+            noise=noise[rows],
         )
+    return clips[[position[key] for key in keys]]
 
 
 def stage1_rewards(
     weights: Mapping[str, float],
     completions: Sequence[str],
-    videos: np.ndarray,
+    videos: np.ndarray | None,
     batch: Mapping[str, Any],
     scorer: VideoTextScorer,
     repeats: int,
@@ -109,8 +120,9 @@ def stage1_rewards(
     """Every configured reward of stage-1 samples (``repeats`` per prompt of ``batch``); each video was
     rendered from its completion's parsed caption."""
     captions = [parse_answer(c).caption for c in completions]
+    clips = list(videos) if videos is not None else []
     return score_samples(
-        weights, batch, scorer, repeats, completions=completions, captions=captions, videos=list(videos)
+        weights, batch, scorer, repeats, completions=completions, captions=captions, videos=clips
     )
 
 
@@ -181,16 +193,20 @@ class GRPOVLMModule(GRPOModule):
             num_return_sequences=G,
             generator_seed=self.rollout_seed(),
         )
-        clips = render(
-            self.vdm,
-            [parse_answer(t).caption for t in generation.texts],
-            batch["context"],
-            frames=batch["target"].shape[1],
-            num_steps=self.render_steps,
-            seed=self.rollout_seed(),
-            repeats=G,
-        )
-        rewards = stage1_rewards(self.weights, generation.texts, clips, batch, self.scorer, G)
+        weights, clips = self.weights, None
+        if any(self.weights.get(name, 0.0) > 0 for name in VIDEO_REWARDS):
+            clips = render(
+                self.vdm,
+                [parse_answer(t).caption for t in generation.texts],
+                batch["context"],
+                frames=batch["target"].shape[1],
+                num_steps=self.render_steps,
+                seed=self.rollout_seed(),
+                repeats=G,
+            )
+        else:  # no weighted reward looks at a render (text-only stage 1): skip the VDM altogether
+            weights = {n: w for n, w in self.weights.items() if n not in VIDEO_REWARDS}
+        rewards = stage1_rewards(weights, generation.texts, clips, batch, self.scorer, G)
         inputs = policy_inputs(
             self.vlm,
             [v for v in videos for _ in range(G)],
@@ -198,37 +214,51 @@ class GRPOVLMModule(GRPOModule):
             generation,
         )
         data: dict[str, Any] = {"inputs": inputs, "generation": generation}
-        with torch.no_grad():
-            if self.grpo.num_iterations > 1:
-                data["old_logp"] = self._logp(data)
-            if self.grpo.beta:
-                with adapters_disabled(self.model):
-                    data["ref_logp"] = self._logp(data)
-        lengths = generation.completion_mask.sum(1).float()
-        return Rollout(
-            rewards,
-            data,
-            captions=generation.texts,
-            videos=clips,
-            stats={"rollout/completion_length": float(lengths.mean()), "rollout/motion": motion(clips)},
-        )
-
-    def _logp(self, data: dict[str, Any]) -> torch.Tensor:
-        return completion_logprobs(
-            self.vlm, data["inputs"], data["generation"].prompt_length, self.sampling.temperature
-        )
+        rollout_logprobs(self.vlm, data, self.grpo, self.sampling)
+        stats = {"rollout/completion_length": float(generation.completion_mask.sum(1).float().mean())}
+        if clips is not None:
+            stats["rollout/motion"] = motion(clips)
+        return Rollout(rewards, data, captions=generation.texts, videos=clips, stats=stats)
 
     def update(
         self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
     ) -> tuple[float, LossStats]:
-        data = rollout.data
-        logp = self._logp(data)
-        old = data["old_logp"] if "old_logp" in data else logp.detach()
-        kl = k3_kl(logp, data["ref_logp"]) if "ref_logp" in data else None
-        token_mask = data["generation"].completion_mask.to(logp.dtype)
-        loss, stats = clipped_policy_loss(logp, old, advantages, token_mask, self.grpo, kl, keep=mask)
+        loss, stats = token_policy_loss(self.vlm, rollout.data, advantages, mask, self.grpo, self.sampling)
         self.manual_backward(loss)
         return float(loss.detach()), stats
+
+
+def rollout_logprobs(
+    vlm: VisionLanguageModel, data: dict[str, Any], grpo: GRPOConfig, sampling: SamplingConfig
+) -> None:
+    """Store in ``data`` (``inputs`` and ``generation`` of a rollout) what later updates compare with: the
+    rollout policy's log-probs when a batch is reused (``old_logp``) and the reference's when there is a
+    KL term (``ref_logp``, the adapter switched off)."""
+    with torch.no_grad():
+        logp = partial(
+            completion_logprobs, vlm, data["inputs"], data["generation"].prompt_length, sampling.temperature
+        )
+        if grpo.num_iterations > 1:
+            data["old_logp"] = logp()
+        if grpo.beta:
+            with adapters_disabled(vlm.model):
+                data["ref_logp"] = logp()
+
+
+def token_policy_loss(
+    vlm: VisionLanguageModel,
+    data: dict[str, Any],
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    grpo: GRPOConfig,
+    sampling: SamplingConfig,
+) -> tuple[torch.Tensor, LossStats]:
+    """The clipped GRPO loss of a rollout's completions token by token (KL to the reference when stored)."""
+    logp = completion_logprobs(vlm, data["inputs"], data["generation"].prompt_length, sampling.temperature)
+    old = data["old_logp"] if "old_logp" in data else logp.detach()
+    kl = k3_kl(logp, data["ref_logp"]) if "ref_logp" in data else None
+    token_mask = data["generation"].completion_mask.to(logp.dtype)
+    return clipped_policy_loss(logp, old, advantages, token_mask, grpo, kl, keep=mask)
 
 
 #: Rewards the stage-1 val report measures on the synthetic world beside the configured ones (not in the

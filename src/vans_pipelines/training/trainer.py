@@ -103,13 +103,25 @@ def is_rank_zero() -> bool:
 
 
 def make_optimizer(
-    parameters: Sequence[torch.nn.Parameter], optim: OptimConfig, max_steps: int
+    parameters: Sequence[torch.nn.Parameter],
+    optim: OptimConfig,
+    max_steps: int,
+    extra_groups: Sequence[tuple[Sequence[torch.nn.Parameter], OptimConfig]] = (),
 ) -> dict[str, Any]:
-    """AdamW + a per-step LambdaLR schedule, as ``configure_optimizers`` returns them."""
-    trainable = [p for p in parameters if p.requires_grad]
-    if not trainable:
+    """AdamW + a per-step LambdaLR schedule, as ``configure_optimizers`` returns them. ``extra_groups``
+    (parameters, settings) train with their own learning rate and weight decay under ``optim``'s
+    schedule (one module training two models, each at the rate of its own stage)."""
+    groups = [
+        {
+            "params": [p for p in params if p.requires_grad],
+            "lr": config.lr,
+            "weight_decay": config.weight_decay,
+        }
+        for params, config in [(parameters, optim), *extra_groups]
+    ]
+    if not any(group["params"] for group in groups):
         raise ValueError("nothing to train: every parameter is frozen")
-    optimizer = torch.optim.AdamW(trainable, lr=optim.lr, weight_decay=optim.weight_decay, betas=optim.betas)
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], betas=optim.betas)
     warmup = max(0, optim.warmup_steps)
     decay_steps = max(1, max_steps - warmup)
 

@@ -12,7 +12,15 @@ from PIL import Image
 from tests.runs import ALL_TINY, run
 from vans_pipelines.video.io import decode_all
 
-VIDEO_METRICS = {"fvd", "clip_v", "clip_t", "event_accuracy", "event_kind_accuracy", "motion"}
+VIDEO_METRICS = {
+    "fvd",
+    "clip_v",
+    "clip_t",
+    "event_accuracy",
+    "event_kind_accuracy",
+    "motion",
+    "still_similarity",
+}
 TEXT_METRICS = {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "caption_event_accuracy"}
 
 

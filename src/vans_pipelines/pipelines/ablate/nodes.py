@@ -1,0 +1,95 @@
+"""Ablate nodes: train every recipe for every training seed from the SFT models, evaluate them on the test
+split, check the paper's claims, write the report. No file I/O here: the catalog loads and saves (training
+logs and resumable checkpoints go where ``run`` says, as in the training stages)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vans_pipelines.evaluation import ablation
+from vans_pipelines.evaluation.features import build_features
+from vans_pipelines.models.scorer import VideoTextScorer
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params import AblateParams, EvaluateParams, parse_section, resolve_variant
+from vans_pipelines.pipelines.caption.nodes import captions_by_id
+from vans_pipelines.training.ablation import AblationTrainer, Recipe
+from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.triplets import TripletSet
+
+logger = logging.getLogger(__name__)
+
+
+def run_ablation_node(
+    train_triplets: TripletSet,
+    test_triplets: TripletSet,
+    captions: pd.DataFrame,
+    sft_vlm: VisionLanguageModel,
+    sft_vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    ablate: dict[str, Any],
+    grpo_vlm: dict[str, Any],
+    grpo_vdm: dict[str, Any],
+    evaluate: dict[str, Any],
+    run: dict[str, Any],
+    fps: float,
+    kedro_run: dict[str, str],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Every recipe x training seed, trained and evaluated; returns the figures and the per-sample table."""
+    params: AblateParams = parse_section("ablate", ablate)
+    stage1, stage2 = parse_section("grpo_vlm", grpo_vlm), parse_section("grpo_vdm", grpo_vdm)
+    evaluation: EvaluateParams = parse_section("evaluate", evaluate)
+    by_id = captions_by_id(captions)
+    recipes = {
+        seed: [
+            Recipe(
+                name,
+                *resolve_variant(name, variant, stage1, stage2, seed),
+                cascade=variant.cascade is not None,
+            )
+            for name, variant in params.variants.items()
+        ]
+        for seed in params.seeds
+    }
+    trainer = AblationTrainer(
+        sft_vlm,
+        sft_vdm,
+        scorer,
+        TripletSamples(train_triplets, by_id),
+        parse_section("run", run).paths(kedro_run),
+        fps,
+        anchor_pool=params.anchor_pool,
+    )
+    started, trained = time.perf_counter(), {}
+    per_seed = ablation.run_ablation(
+        trainer,
+        recipes,
+        {name: variant.label or name for name, variant in params.variants.items()},
+        TripletSamples(test_triplets, by_id),
+        build_features(evaluation.fvd.kind, scorer, evaluation.fvd.path),
+        trained_recipes=trained,
+        **params.eval.model_dump(),
+    )
+    seconds = time.perf_counter() - started
+    figures, samples = ablation.summarise(per_seed, params.baseline, trainer.runs, trained, seconds)
+    for claim in figures["claims"] + figures["questions"]:
+        logger.info("ablate: %s: %s (%+.4f)", claim["claim"], claim["verdict"], claim["delta"])
+    return figures, samples
+
+
+def summarise_ablation_node(figures: dict[str, Any]) -> dict[str, float]:
+    """The flat numeric summary DVC shows as the ablate stage's metric."""
+    return ablation.flat_summary(figures)
+
+
+def plot_ablation_node(figures: dict[str, Any]) -> Figure:
+    return ablation.plot_recipes(figures["systems"])
+
+
+def write_ablation_report_node(figures: dict[str, Any]) -> str:
+    return ablation.markdown_report(figures) + "\n![recipes](ablation.png)\n"

@@ -525,6 +525,9 @@ class AblateParams(_Strict):
     # Stage-2 anchors of the first N train samples (null: all); a stage-2 run draws far fewer prompts
     # (steps x batch / updates per rollout) than the train split holds.
     anchor_pool: int | None = Field(1024, ge=1)
+    # Ablation runs log here, not under run.log_dir: the training stages' folder (which evaluate's curves
+    # and its DVC dependency read) stays as the default run left it
+    log_dir: str = "data/07_model_output/ablate/tensorboard"
     variants: dict[str, AblationVariant] = Field(min_length=1)
     eval: AblationEvalParams = AblationEvalParams()
 

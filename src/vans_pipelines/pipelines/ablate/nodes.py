@@ -61,7 +61,7 @@ def run_ablation_node(
         sft_vdm,
         scorer,
         TripletSamples(train_triplets, by_id),
-        parse_section("run", run).paths(kedro_run),
+        parse_section("run", {**(run or {}), "log_dir": params.log_dir}).paths(kedro_run),
         fps,
         anchor_pool=params.anchor_pool,
     )

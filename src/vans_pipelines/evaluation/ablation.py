@@ -335,11 +335,10 @@ def proxy_correlations(
     out = {}
     for proxy, verdict in PROXIES.items():
         if proxy in rows and verdict in rows:
-            part = rows[[proxy, verdict]].astype(float)
+            source = rows
             if proxy == "rouge_l":  # a caption's row repeats per noise seed: count each caption once
-                part = rows.drop_duplicates(["system", "training_seed", "sample_id"])[
-                    [proxy, verdict]
-                ].astype(float)
+                source = rows.drop_duplicates(["system", "training_seed", "sample_id"])
+            part = source[[proxy, verdict]].astype(float)
             out[proxy] = {
                 "verdict": verdict,
                 **pearson_with_interval(part[proxy].to_numpy(), part[verdict].to_numpy()),

@@ -76,6 +76,21 @@ def pixel_mse(videos: np.ndarray, references: np.ndarray) -> np.ndarray:
     return ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
 
 
+def clip_motion(videos: np.ndarray) -> tuple[np.ndarray, float]:
+    """Mean absolute frame-to-frame change of uint8 clips ``[N, T, H, W, 3]``, in [0, 1], per clip and
+    over all clips (one pass): the guard against the still-frame reward hack (a static answer scores 0)."""
+    x = np.asarray(videos, dtype=np.float32) / 255.0
+    if x.shape[1] < 2:
+        return np.zeros(len(x)), 0.0
+    change = np.abs(np.diff(x, axis=1))
+    return change.mean(axis=(1, 2, 3, 4)), float(change.mean())
+
+
+def motion(videos: np.ndarray) -> float:
+    """:func:`clip_motion` over all clips."""
+    return clip_motion(videos)[1]
+
+
 def oracle_event_scores(
     videos: Sequence[np.ndarray], events: Sequence[str | dict | Event]
 ) -> dict[str, np.ndarray]:

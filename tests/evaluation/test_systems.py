@@ -13,7 +13,7 @@ from vans_pipelines.evaluation.systems import (
     system_by_name,
     winners,
 )
-from vans_pipelines.metrics import bleu, frechet_distance
+from vans_pipelines.metrics import bleu, clip_motion, frechet_distance, motion
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
@@ -51,6 +51,15 @@ def test_every_world_phrasing_parses_back_to_its_event(kind):
     )
     event = Event(kind, "red square", detail)
     assert [parse_caption(c) for c in all_captions(event)] == [event] * len(PHRASINGS[kind])
+
+
+def test_motion_is_the_mean_frame_change_per_clip_and_overall():
+    still = np.full((1, 4, 2, 2, 3), 9, dtype=np.uint8)
+    blink = np.zeros((1, 4, 2, 2, 3), dtype=np.uint8)
+    blink[:, 1::2] = 255  # every frame-to-frame change is the full range
+    per_clip, overall = clip_motion(np.concatenate([still, blink]))
+    assert per_clip.tolist() == [0.0, 1.0] and overall == 0.5 == motion(np.concatenate([still, blink]))
+    assert clip_motion(blink[:, :1])[1] == 0.0  # one frame: no change to measure
 
 
 def test_caption_metrics_count_exact_events_only():

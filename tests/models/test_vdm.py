@@ -8,6 +8,7 @@ from vans_pipelines.models.vdm import (
     TinyVDMSpec,
     VideoDiffusionModel,
     build_tiny_vdm,
+    first_occurrences,
     to_model_video,
     to_uint8_video,
     vae_factors,
@@ -21,6 +22,26 @@ def videos(n=2, frames=8, seed=0):
 def test_uint8_video_round_trip():
     clip = videos()
     np.testing.assert_array_equal(to_uint8_video(to_model_video(clip)), clip)
+
+
+def test_first_occurrences_index_each_key_by_its_first_position():
+    rows, index = first_occurrences(["b", "a", "b", "c", "a"])
+    assert rows == [0, 1, 3] and index.tolist() == [0, 1, 0, 2, 1]
+    assert [["b", "a", "b", "c", "a"][rows[i]] for i in index] == ["b", "a", "b", "c", "a"]
+
+
+def test_prepare_encodes_a_repeated_caption_or_context_once_with_the_same_result(tokenizer):
+    """A GRPO group repeats its prompt: encoding each distinct one once gives what encoding all did."""
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=3))
+    context = videos(n=3)[[0, 1, 0, 2, 1]]
+    captions = ["the red circle", "the blue square", "the red circle", "the red circle", "the blue square"]
+    encoded = []
+    vdm.encode_text = lambda texts, _f=vdm.encode_text: encoded.append(len(texts)) or _f(texts)
+    with torch.no_grad():
+        noise, text, cond = vdm.prepare(captions, context, 8, 32, 32, torch.Generator().manual_seed(0))
+        assert encoded == [2]
+        assert torch.equal(text, VideoDiffusionModel.encode_text(vdm, captions))
+        assert torch.equal(cond, vdm.encode_context(context, noise.shape[2]))
 
 
 def test_context_condition_holds_the_last_frames_and_a_mask(tokenizer):

@@ -170,6 +170,48 @@ def test_sde_sampler_log_probs_are_those_of_its_own_steps(vdm):
         torch.testing.assert_close(tr.latents[:, 1], euler)
 
 
+def test_kept_graphs_change_nothing_and_score_the_steps_as_an_update_would(vdm):
+    """``keep_graphs``: the same chain and log-probs; each stochastic step's kept log-prob carries the
+    model's gradient and equals re-scoring the recorded step (what a training update computes)."""
+    captions, contexts = ["the red circle bounces left"] * 2, context_clips()
+    noise, text, cond = vdm.prepare(captions, contexts, 4, 16, 16, torch.Generator().manual_seed(1))
+    sigmas = vdm.sigmas(5)
+
+    def run(keep):
+        config = SDEConfig(num_steps=5, noise_level=0.7, window_start=1, window_end=3, keep_graphs=keep)
+        with torch.no_grad():  # as a rollout samples: the kept steps enable gradients themselves
+            return sample_sde(
+                lambda x, s: vdm.velocity(x, s, text, cond),
+                noise,
+                sigmas,
+                config,
+                generator=torch.Generator().manual_seed(2),
+            )
+
+    plain, kept = run(False), run(True)
+    assert torch.equal(plain.latents, kept.latents) and torch.equal(plain.log_probs, kept.log_probs)
+    assert plain.graphs == {} and sorted(kept.graphs) == [1, 2]
+    assert not kept.latents.requires_grad and not kept.log_probs.requires_grad
+    weight = next(p for p in vdm.transformer.parameters())
+    for k, i in enumerate(kept.steps):
+        step = kept.graphs[i]
+        assert step.log_prob.requires_grad
+        assert torch.equal(step.log_prob.detach(), kept.log_probs[:, k])
+        x = kept.latents[:, i]
+        again = sde_step(
+            x,
+            vdm.velocity(x, sigmas[i].expand(2), text, cond),
+            sigmas[i],
+            sigmas[i + 1],
+            0.7,
+            sigma_cap=sigma_cap(sigmas),
+            next_latents=kept.latents[:, i + 1],
+        )
+        (ours,) = torch.autograd.grad(step.log_prob.sum(), weight)
+        (theirs,) = torch.autograd.grad(again.log_prob.sum(), weight)
+        assert torch.equal(ours, theirs)
+
+
 def test_gaussian_kl_is_zero_with_a_zero_adapter(vdm):
     import copy
 

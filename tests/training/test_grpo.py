@@ -314,12 +314,71 @@ def test_render_shares_the_clip_of_a_caption_repeated_in_its_group(world, monkey
     assert np.abs(clips.astype(int) - full.astype(int)).max() <= 1
 
 
+def test_a_render_cache_renders_each_caption_context_and_seed_once(world, monkeypatch):
+    """Runs sharing a cache (same frozen VDM, prompts and seeds) render only what no run rendered yet;
+    the first run's clips are those it renders without a cache."""
+    train, _, _, vdm, _ = world
+    contexts = collate([train[i] for i in range(2)])["context"]
+    sizes, sample = [], vdm.sample
+    monkeypatch.setattr(vdm, "sample", lambda c, *a, **k: sizes.append(len(c)) or sample(c, *a, **k))
+    settings = {"frames": 4, "num_steps": 2, "repeats": 2}
+    first = ["the red square falls", "paint the blue circle", "the red square falls", "the red square falls"]
+    second = ["the red square falls", "the blue circle falls", "the red square falls", "the red square falls"]
+    cache = {}
+    alone = render(vdm, first, contexts, seed=5, **settings)
+    assert np.array_equal(render(vdm, first, contexts, seed=5, cache=cache, **settings), alone)
+    assert len(cache) == 3 and sizes == [3, 3]
+    again = render(vdm, second, contexts, seed=5, cache=cache, **settings)
+    assert sizes[-1] == 1 and len(cache) == 4  # only (0, "the blue circle falls") was new
+    assert np.array_equal(again[[0, 2, 3]], alone[[0, 2, 3]])
+    render(vdm, first, contexts, seed=6, cache=cache, **settings)  # another step's noise: all new
+    assert sizes[-1] == 3 and len(cache) == 7
+
+
 def test_a_text_only_stage1_rolls_out_without_rendering(world, monkeypatch):
     module = stage1(world)
     module.weights = {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 0.0}
     monkeypatch.setattr(module.vdm, "sample", lambda *a, **k: pytest.fail("rendered"))
     rollout = module.rollout(collate([world[0][i] for i in range(2)]))
     assert set(rollout.rewards) == {"format", "text_fidelity"} and rollout.videos is None
+
+
+@pytest.mark.parametrize("iterations", [1, 2])
+def test_stage2_with_kept_graphs_trains_the_same_adapter_with_fewer_model_calls(world, tmp_path, iterations):
+    """``sde.keep_graphs``: the first update reuses the sampler's graphs of the trained steps; the
+    trained adapter is bit-identical to re-running the model on them."""
+    train, _, _, vdm, scorer = world
+    adapters, calls = [], []
+    for keep in (False, True):
+        model = copy.deepcopy(vdm)
+        model.start_adapter(LoraSpec(rank=4, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
+        velocity = model.velocity
+        model.velocity = lambda *a, _v=velocity, _k=keep: calls.append(_k) or _v(*a)
+        module = GRPOVDMModule(
+            model,
+            scorer,
+            GRPOConfig(group_size=2, num_iterations=iterations, beta=0.01),
+            VDM_REWARDS,
+            OptimConfig(lr=1e-2),
+            SDEConfig(num_steps=3, noise_level=0.7, window_end=2, keep_graphs=keep),
+            log_samples_every=0,
+        )
+        fit(
+            module,
+            SamplesDataModule(anchored(train), 2, 0),
+            trainer(2),
+            RunPaths(str(tmp_path / f"tb{keep}"), str(tmp_path / f"ckpt{keep}"), "t"),
+            "grpo_vdm",
+            "k",
+        )
+        adapters.append({k: v for k, v in model.transformer.state_dict().items() if "lora_" in k})
+    assert adapters[0].keys() == adapters[1].keys() and adapters[0]
+    assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+    rollouts = 2 // iterations
+    # Per rollout: 3 sampling calls; 2 trained steps x (reference once + policy per update) without
+    # keeping the graphs, 2 fewer policy calls with them.
+    assert calls.count(False) == rollouts * (3 + 2 + 2 * iterations)
+    assert calls.count(True) == calls.count(False) - rollouts * 2
 
 
 def test_stage2_reference_means_are_computed_once_per_rollout(world):

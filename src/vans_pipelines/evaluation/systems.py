@@ -20,6 +20,7 @@ from vans_pipelines.evaluation.features import VideoFeatures
 from vans_pipelines.metrics import (
     bleu,
     caption_event_scores,
+    clip_motion,
     frechet_distance,
     oracle_event_scores,
     rouge_l,
@@ -28,7 +29,6 @@ from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity,
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
 from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.grpo import motion
 from vans_pipelines.world.events import Event
 
 
@@ -187,14 +187,6 @@ class Reference:
         )
 
 
-def clip_motion(videos: np.ndarray) -> np.ndarray:
-    """Per clip: the mean absolute frame-to-frame change of uint8 ``[N, T, H, W, 3]`` clips (0: static)."""
-    x = np.asarray(videos, dtype=np.float32) / 255.0
-    if x.shape[1] < 2:
-        return np.zeros(len(x))
-    return np.abs(np.diff(x, axis=1)).mean(axis=(1, 2, 3, 4))
-
-
 def video_metrics(
     videos: np.ndarray,
     reference: Reference,
@@ -220,8 +212,8 @@ def video_metrics(
         "clip_v": torch.cat(clip_v).float().cpu().numpy(),
         "clip_t": torch.cat(clip_t).float().cpu().numpy(),
         "still_similarity": torch.cat(still).float().cpu().numpy(),
-        "motion": clip_motion(videos),
     }
+    per_sample["motion"], overall_motion = clip_motion(videos)
     events = [Event.parse(e) for e in reference.events]
     if all(e is not None for e in events):
         oracle = oracle_event_scores(list(videos), events)
@@ -234,7 +226,7 @@ def video_metrics(
         "clip_t": float(per_sample["clip_t"].mean()),
         "event_accuracy": float(np.mean(per_sample["event"])),
         "event_kind_accuracy": float(np.mean(per_sample["event_kind"])),
-        "motion": motion(videos),
+        "motion": overall_motion,
         "still_similarity": float(per_sample["still_similarity"].mean()),
     }
     return summary, per_sample

@@ -285,10 +285,18 @@ class VideoDiffusionModel:
         width: int,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(initial noise, text embeddings, context condition) for sampling ``len(captions)`` clips."""
+        """(initial noise, text embeddings, context condition) for sampling ``len(captions)`` clips. A
+        caption or context clip that occurs several times (a GRPO group's) is encoded once."""
         shape = (len(captions), *self.latent_shape(frames, height, width))
         noise = torch.randn(shape, generator=generator, device="cpu").to(self.device, self.transformer.dtype)
-        return noise, self.encode_text(captions), self.encode_context(context, shape[2])
+        context = torch.as_tensor(context)
+        text_rows, text_index = first_occurrences(list(captions))
+        clip_rows, clip_index = first_occurrences(
+            [clip.numpy().tobytes() for clip in context[:, -self.conditioning.context_frames :]]
+        )
+        text = self.encode_text([captions[i] for i in text_rows])[text_index.to(self.device)]
+        cond = self.encode_context(context[clip_rows], shape[2])[clip_index.to(self.device)]
+        return noise, text, cond
 
     @torch.no_grad()
     def sample(
@@ -486,3 +494,16 @@ def build_tiny_vdm(
     for module in (vae, transformer, text_encoder):
         module.eval()
     return VideoDiffusionModel(transformer, vae, text_encoder, tokenizer, conditioning)
+
+
+def first_occurrences(keys: Sequence[Any]) -> tuple[list[int], torch.Tensor]:
+    """The positions of each distinct key's first occurrence, and for every key the index of its own
+    among them: ``[keys[i] for i in rows][index[j]] == keys[j]``."""
+    slot: dict[Any, int] = {}
+    rows, index = [], []
+    for j, key in enumerate(keys):
+        if key not in slot:
+            slot[key] = len(rows)
+            rows.append(j)
+        index.append(slot[key])
+    return rows, torch.tensor(index, dtype=torch.long)

@@ -26,7 +26,7 @@ forms (``SDEConfig.kl_form``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -127,6 +127,10 @@ class SDEConfig:
     window_start: int = 0
     window_end: int | None = None  # None: to the last step
     kl_form: KLForm = "flow_grpo"  # how the KL to the reference is scaled (module docstring)
+    # Keep the stochastic steps' autograd graphs from sampling (Trajectory.graphs), so a training update
+    # right after the rollout need not run the model on those steps again. Memory: one graph per
+    # stochastic step at once (off for large models).
+    keep_graphs: bool = False
 
     def __post_init__(self) -> None:
         end = self.num_steps if self.window_end is None else self.window_end
@@ -156,6 +160,10 @@ class Trajectory:
     log_probs: torch.Tensor  # [N, K]
     steps: tuple[int, ...]
     sigmas: torch.Tensor  # [S + 1]
+    # With ``SDEConfig.keep_graphs``: step index -> that step re-scored with its graph to the model's
+    # parameters (the log-prob of the recorded next latents, as a training update computes it). Taken
+    # out (``pop``) by the update that uses it, which frees the graph.
+    graphs: dict[int, SDEStep] = field(default_factory=dict)
 
     @property
     def final(self) -> torch.Tensor:
@@ -167,7 +175,6 @@ def sigma_cap(sigmas: torch.Tensor) -> float:
     return float(sigmas[1]) if len(sigmas) > 1 and float(sigmas[1]) < 1 else 0.999
 
 
-@torch.no_grad()
 def sample_sde(
     velocity_fn,
     noise: torch.Tensor,
@@ -177,16 +184,26 @@ def sample_sde(
     generator: torch.Generator | None = None,
 ) -> Trajectory:
     """Run the chain from ``noise`` over ``sigmas`` (1 → 0); ``velocity_fn(latents, sigma [N])`` is the
-    model. Stochastic inside the config's window, Euler outside."""
+    model. Stochastic inside the config's window, Euler outside. Without gradients, except the
+    stochastic steps' model calls when ``config.keep_graphs`` (their graphs go to ``Trajectory.graphs``;
+    the chain itself is the same, since a model call computes the same values with or without a graph)."""
     x = noise
-    states, log_probs = [x], []
+    states, log_probs, graphs = [x], [], {}
     sde = set(config.sde_steps)
     cap = sigma_cap(sigmas)
     for i in range(len(sigmas) - 1):
         sigma = sigmas[i].to(x.device).expand(x.shape[0])
-        v = velocity_fn(x, sigma)
+        keep = config.keep_graphs and i in sde and config.noise_level > 0
+        with torch.set_grad_enabled(keep):
+            v = velocity_fn(x, sigma)
         level = config.noise_level if i in sde else 0.0
-        step = sde_step(x, v, sigmas[i], sigmas[i + 1], level, sigma_cap=cap, generator=generator)
+        bounds = (sigmas[i], sigmas[i + 1], level)
+        with torch.no_grad():
+            step = sde_step(x, v.detach(), *bounds, sigma_cap=cap, generator=generator)
+        if keep:
+            # The sample is data, not a function of the parameters: score it as the update does.
+            with torch.enable_grad():
+                graphs[i] = sde_step(x, v, *bounds, sigma_cap=cap, next_latents=step.sample)
         x = step.sample
         states.append(x)
         if i in sde:
@@ -199,4 +216,5 @@ def sample_sde(
         torch.stack(log_probs, dim=1) if log_probs else empty,
         tuple(sorted(sde)),
         sigmas,
+        graphs,
     )

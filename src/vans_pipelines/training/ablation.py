@@ -31,7 +31,7 @@ from vans_pipelines.training.grpo_vdm import (
     check_enough_anchors,
     fit_stage2,
 )
-from vans_pipelines.training.grpo_vlm import fit_stage1
+from vans_pipelines.training.grpo_vlm import RenderCache, fit_stage1
 from vans_pipelines.training.trainer import RunPaths, fingerprint, world_size
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class AblationTrainer:
         self.vdms.setdefault(SFT, self.sft_vdm)
         self._inputs = weights_fingerprint(self.sft_vlm.model, self.sft_vdm.transformer)
         self._anchors: dict[str, Mapping[str, str]] = {}
+        self._renders: RenderCache = {}  # the SFT VDM's stage-1 renders, shared by one seed's recipes
 
     def train_recipe(self, recipe: Recipe) -> TrainedRecipe:
         if recipe.cascade:
@@ -135,10 +136,12 @@ class AblationTrainer:
         )
 
     def release(self) -> None:
-        """Drop every trained model (the next seed's recipes start over from the SFT models)."""
+        """Drop every trained model (the next seed's recipes start over from the SFT models) and its
+        anchors; the SFT VLM's anchors (greedy captions, the same for every seed) are kept."""
         self.vlms = {SFT: self.sft_vlm}
         self.vdms = {SFT: self.sft_vdm}
-        self._anchors = {}
+        self._anchors = {k: v for k, v in self._anchors.items() if k.startswith(f"{SFT}/")}
+        self._renders = {}
 
     # ------------------------------------------------------------------ runs
     def _record(self, key: str, recipe: Recipe, stage: str, result: Any, **extra: Any) -> None:
@@ -152,7 +155,16 @@ class AblationTrainer:
             vlm = copy.deepcopy(self.sft_vlm)
             stage = f"ablate/seed_{params.trainer.seed}/{recipe.name}/stage1"
             result = fit_stage1(
-                vlm, self.sft_vdm, self.scorer, params, self.train, self.paths, stage, key, fps=self.fps
+                vlm,
+                self.sft_vdm,
+                self.scorer,
+                params,
+                self.train,
+                self.paths,
+                stage,
+                key,
+                fps=self.fps,
+                render_cache=self._renders,
             )
             vlm.model.eval()
             self.vlms[key] = vlm

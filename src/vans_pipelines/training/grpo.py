@@ -33,13 +33,6 @@ class Rollout:
     stats: dict[str, float] = field(default_factory=dict)  # extra per-step scalars (e.g. motion)
 
 
-def motion(videos: np.ndarray) -> float:
-    """Mean absolute frame-to-frame change of uint8 clips ``[N, T, H, W, 3]``, in [0, 1]: the guard
-    against the still-frame reward hack (a static answer scores 0)."""
-    x = np.asarray(videos, dtype=np.float32) / 255.0
-    return float(np.abs(np.diff(x, axis=1)).mean()) if x.shape[1] > 1 else 0.0
-
-
 def score_samples(
     weights: Mapping[str, float],
     batch: Mapping[str, Any],

@@ -19,13 +19,14 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
+from vans_pipelines.metrics import motion
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats
 from vans_pipelines.training.data import SamplesDataModule
-from vans_pipelines.training.grpo import GRPOModule, Rollout, manual_trainer_config, motion
+from vans_pipelines.training.grpo import GRPOModule, Rollout, manual_trainer_config
 from vans_pipelines.training.grpo_vdm import merge_loss_stats, sample_trajectories, trajectory_losses
 from vans_pipelines.training.grpo_vlm import (
     SamplingConfig,

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
-from vans_pipelines.metrics import rouge_l
+from vans_pipelines.metrics import motion, rouge_l
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed, to_uint8_video
@@ -31,7 +31,6 @@ from vans_pipelines.training.grpo import (
     GRPOModule,
     Rollout,
     manual_trainer_config,
-    motion,
     reward_summary,
     score_samples,
 )
@@ -204,13 +203,16 @@ def trajectory_losses(
     """The clipped GRPO loss of each trained denoising step of ``sampled`` (from
     :func:`sample_trajectories`), already divided by the number of steps so the losses sum to the mean over
     steps. Back-propagate each before taking the next: one transformer graph is alive at a time, so memory
-    does not grow with the number of steps."""
+    does not grow with the number of steps. The first update after a rollout sampled with
+    ``sde.keep_graphs`` uses the graphs the sampler kept instead of running the model again."""
     trajectory, text, cond = sampled["trajectory"], sampled["text"], sampled["cond"]
     sigmas, cap = trajectory.sigmas, sigma_cap(trajectory.sigmas)
     steps = trajectory.steps
     for k, i in enumerate(steps):
         x, x_next = trajectory.latents[:, i], trajectory.latents[:, i + 1]
-        step = _step_log_prob(vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
+        step = trajectory.graphs.pop(i, None)  # scored while sampling (``sde.keep_graphs``), params unchanged
+        if step is None:
+            step = _step_log_prob(vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
         logp = step.log_prob.unsqueeze(1)
         old = trajectory.log_probs[:, k : k + 1] if grpo.num_iterations > 1 else logp.detach()
         kl = None

@@ -8,7 +8,8 @@ VLM's LoRA adapter, token by token.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
+from vans_pipelines.metrics import motion
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
@@ -29,7 +31,6 @@ from vans_pipelines.training.grpo import (
     GRPOModule,
     Rollout,
     manual_trainer_config,
-    motion,
     reward_summary,
     score_samples,
 )
@@ -74,6 +75,11 @@ def policy_inputs(
     }
 
 
+#: Clips already rendered by one frozen VDM, by (rollout seed, render steps, frames, context digest,
+#: caption): see :func:`render`.
+RenderCache = MutableMapping[tuple[int, int, int, bytes, str], np.ndarray]
+
+
 def render(
     vdm: VideoDiffusionModel,
     captions: Sequence[str],
@@ -83,10 +89,17 @@ def render(
     num_steps: int,
     seed: int,
     repeats: int = 1,
+    cache: RenderCache | None = None,
 ) -> np.ndarray:
     """Clips from the frozen VDM for ``captions`` (grouped: ``repeats`` consecutive captions per context,
     sharing one noise draw). A caption repeated within its group has the same inputs and noise, so it is
-    rendered once and its clip shared (sampled captions repeat often: about half a group's clips)."""
+    rendered once and its clip shared (sampled captions repeat often: about half a group's clips).
+
+    ``cache``, shared by stage-1 runs that render with the same frozen VDM from the same prompts and seeds
+    (the ablation's recipes of one training seed), keeps every clip: a later run that samples the same
+    caption for the same context at the same step takes it from there (about 90% of them for the
+    ablation's second and third stage-1 recipe). Such a clip equals a fresh render up to float rounding
+    of the batch it was rendered in."""
     height, width = contexts.shape[2:4]
     shape = vdm.latent_shape(frames, height, width)
     generator = torch.Generator().manual_seed(seed)
@@ -98,15 +111,22 @@ def render(
         if key not in position:
             position[key] = len(rows)
             rows.append(i)
-    with torch.no_grad():
-        clips = vdm.sample(
-            [captions[i] for i in rows],
-            np.repeat(contexts, repeats, axis=0)[rows],
-            frames=frames,
-            num_steps=num_steps,
-            noise=noise[rows],
-        )
-    return clips[[position[key] for key in keys]]
+    digests = [hashlib.blake2b(np.ascontiguousarray(c).tobytes(), digest_size=16).digest() for c in contexts]
+    cached = {} if cache is None else cache
+    stored = [(seed, num_steps, frames, digests[keys[i][0]], keys[i][1]) for i in rows]
+    missing = [k for k, key in enumerate(stored) if key not in cached]
+    if missing:
+        with torch.no_grad():
+            clips = vdm.sample(
+                [captions[rows[k]] for k in missing],
+                np.repeat(contexts, repeats, axis=0)[[rows[k] for k in missing]],
+                frames=frames,
+                num_steps=num_steps,
+                noise=noise[[rows[k] for k in missing]],
+            )
+        cached.update({stored[k]: clip for k, clip in zip(missing, clips, strict=True)})
+    rendered = np.stack([cached[key] for key in stored])
+    return rendered[[position[key] for key in keys]]
 
 
 def stage1_rewards(
@@ -142,6 +162,7 @@ class GRPOVLMModule(GRPOModule):
         seed: int = 0,
         fps: float = 8.0,
         log_samples_every: int = 10,
+        render_cache: RenderCache | None = None,
     ):
         if grpo.max_completion_length is None:
             # dr_grpo divides by a constant length: the configured maximum, as TRL does, not the longest
@@ -162,6 +183,7 @@ class GRPOVLMModule(GRPOModule):
         self.scorer = scorer
         self.sampling = sampling
         self.render_steps = render_steps
+        self.render_cache = render_cache
         self.save_hyperparameters(
             {
                 "grpo": asdict(grpo),
@@ -203,6 +225,7 @@ class GRPOVLMModule(GRPOModule):
                 num_steps=self.render_steps,
                 seed=self.rollout_seed(),
                 repeats=G,
+                cache=self.render_cache,
             )
         else:  # no weighted reward looks at a render (text-only stage 1): skip the VDM altogether
             weights = {n: w for n, w in self.weights.items() if n not in VIDEO_REWARDS}
@@ -327,9 +350,11 @@ def fit_stage1(
     *,
     fps: float,
     callbacks: Sequence[Callback] = (),
+    render_cache: RenderCache | None = None,
 ) -> FitResult:
     """Start a fresh LoRA adapter on ``vlm`` and train it with stage-1 GRPO (``params``: the typed
-    ``grpo_vlm`` section). Used by the grpo_vlm stage and by each tune trial."""
+    ``grpo_vlm`` section). Used by the grpo_vlm stage, each tune trial and the ablations (``render_cache``:
+    see :func:`render`)."""
     vlm.start_adapter(params.lora, seed=params.trainer.seed)
     module = GRPOVLMModule(
         vlm,
@@ -344,6 +369,7 @@ def fit_stage1(
         seed=params.trainer.seed,
         fps=fps,
         log_samples_every=params.log_samples_every,
+        render_cache=render_cache,
     )
     datamodule = SamplesDataModule(train, params.trainer.batch_size, params.trainer.seed)
     return fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)

@@ -26,17 +26,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import (
-    TinyVLMSpec,
-    VisionLanguageModel,
-    build_tiny_vlm,
-    parse_answer,
-    prompt_text,
-)
+from vans_pipelines.models.vlm import TinyVLMSpec, VisionLanguageModel, build_tiny_vlm, prompt_text
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.rl.rewards import REWARDS
 from vans_pipelines.training.data import SamplesDataModule, TripletSamples

@@ -64,6 +64,7 @@ def test_paper_config_has_the_paper_clip_geometry():
         ("ingest.videos.test_fraction", 0.95, "ingest.videos"),
         ("ingest.clip.height", 64, "ingest.clip.height: 64x32 (height x width) is taller"),
         ("video_geometry.patch_size", [1, 0, 2], "video_geometry"),
+        ("evaluate.systems", ["joint_grpo", "nope"], "evaluate.systems: unknown system(s) ['nope'] (known: "),
     ],
 )
 def test_bad_values_name_their_key(key, value, message):

@@ -108,8 +108,9 @@ def answer(
     context."""
     vlm_dir, vdm_dir = find_checkpoints(checkpoints)
     context = read_context(video, geometry)
+    from vans_pipelines.models.answer_format import parse_answer
     from vans_pipelines.models.vdm import VideoDiffusionModel
-    from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
+    from vans_pipelines.models.vlm import VisionLanguageModel
 
     vlm = VisionLanguageModel.from_pretrained(vlm_dir)
     vlm.model.eval()

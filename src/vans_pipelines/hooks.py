@@ -11,14 +11,15 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.params import check_run, validate_parameters
+from vans_pipelines.params import RunParams, check_run, parse_section, validate_parameters
 from vans_pipelines.training.trainer import global_rank
 
 logger = logging.getLogger(__name__)
 
-#: Free input of training nodes: the run id (TensorBoard folders are named by run) and the project path
-#: (relative side-output folders live under it, whatever the working directory).
-RUN_CONTEXT = "kedro_run"
+#: Free input of the nodes that need to know their run (a typed :class:`~vans_pipelines.params.RunContext`):
+#: the run id (TensorBoard folders are named by run), the project path (relative side-output folders live
+#: under it, whatever the working directory) and the training side outputs' folders (``params:run``).
+RUN_CONTEXT = "run_context"
 
 
 class ValidateParametersHook:
@@ -43,16 +44,17 @@ class ValidateParametersHook:
 
 
 class RunContextHook:
-    """Puts the run id in the catalog; under torchrun, makes every rank but 0 keep its outputs in memory."""
+    """Puts the typed run context in the catalog; under torchrun, makes every rank but 0 keep its outputs
+    in memory."""
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
         run_id = str(run_params.get("run_id") or run_params.get("session_id") or "run")
-        catalog[RUN_CONTEXT] = MemoryDataset(
-            {"run_id": run_id, "project_path": str(run_params.get("project_path") or ".")}
-        )
+        run: RunParams = parse_section("run", catalog.load("params:run") if "params:run" in catalog else {})
+        context = run.context(run_id, str(run_params.get("project_path") or "."))
+        catalog[RUN_CONTEXT] = MemoryDataset(context, copy_mode="assign")
         rank = global_rank()
         if rank == 0:
             return

@@ -8,6 +8,7 @@ Unknown keys are errors too: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorerSpec
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec
+from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, latent_frames
 from vans_pipelines.models.vlm import TinyVLMSpec
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
@@ -76,7 +77,7 @@ class ClipSpec(_Strict):
             tf = geometry.vae_temporal_factor
             if tf > 1 and (frames - 1) % tf:
                 errors.append(f"{prefix}.{key}: {frames} frames; the VAE needs {tf}k + 1 frames")
-            latent = (frames - 1) // tf + 1 if tf > 1 else frames
+            latent = latent_frames(frames, tf)
             if latent % geometry.patch_size[0]:
                 errors.append(
                     f"{prefix}.{key}: {latent} latent frames are not divisible by the temporal patch "
@@ -154,12 +155,26 @@ class RunParams(_Strict):
     log_dir: str = "data/07_model_output/tensorboard"
     checkpoint_dir: str = "data/06_models/resume"
 
-    def paths(self, kedro_run: dict[str, str]) -> RunPaths:
-        """Folders of this run; relative ones are under the project (``kedro_run`` comes from a hook)."""
-        root = Path(kedro_run.get("project_path") or ".")
-        return RunPaths(
-            str(root / self.log_dir), str(root / self.checkpoint_dir), kedro_run.get("run_id") or "run"
-        )
+    def context(self, run_id: str, project_path: str) -> RunContext:
+        """This run's context (a hook builds it for the nodes); relative folders are under the project."""
+        root = Path(project_path)
+        paths = RunPaths(str(root / self.log_dir), str(root / self.checkpoint_dir), run_id)
+        return RunContext(run_id, str(root), paths)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a Kedro run tells its nodes: its id, the project folder, and where training writes
+    TensorBoard runs and resumable checkpoints (``paths``)."""
+
+    run_id: str
+    project_path: str
+    paths: RunPaths
+
+    def logging_to(self, log_dir: str) -> RunPaths:
+        """``paths`` with TensorBoard runs under ``log_dir`` instead (relative: under the project), for
+        stages that keep their runs apart from the training stages' (tune, ablate)."""
+        return replace(self.paths, log_dir=str(Path(self.project_path) / log_dir))
 
 
 class ModelSource(_Strict):
@@ -404,12 +419,9 @@ class EvaluateParams(_Strict):
 
     @model_validator(mode="after")
     def _valid(self) -> EvaluateParams:
-        from vans_pipelines.evaluation.systems import SYSTEMS
+        from vans_pipelines.evaluation.systems import system_by_name
 
-        known = {s.name for s in SYSTEMS}
-        unknown = [n for n in self.systems if n not in known]
-        if unknown:
-            raise ValueError(f"systems: unknown system(s) {unknown}; known: {sorted(known)}")
+        system_by_name(self.systems, key="systems")
         return self
 
 
@@ -720,7 +732,7 @@ def _cross_stage_errors(parsed: dict[str, Any]) -> list[str]:
         geometry = parsed.get("video_geometry", VideoGeometry())
         tf = geometry.vae_temporal_factor
         target = ingest.clip.target_frames
-        latent = target if tf == 1 else (target - 1) // tf + 1
+        latent = latent_frames(target, tf)
         if n > ingest.clip.context_frames:
             errors.append(
                 f"sft.vdm.conditioning.context_frames: {n} is more than the context clip's "

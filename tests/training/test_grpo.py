@@ -10,10 +10,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.training.worlds import CrashAt, captioned_world
+from vans_pipelines.models.answer_format import format_answer
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm, format_answer
+from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.data import SamplesDataModule, TripletSamples, collate

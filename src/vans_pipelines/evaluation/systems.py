@@ -25,9 +25,10 @@ from vans_pipelines.metrics import (
     oracle_event_scores,
     rouge_l,
 )
+from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
-from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
+from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.world.events import Event
 
@@ -79,12 +80,12 @@ VIDEO_METRICS = (
 LOWER_IS_BETTER = frozenset({"fvd"})
 
 
-def system_by_name(names: Sequence[str]) -> list[System]:
-    """The systems named (in the order given); an unknown name is an error naming the key."""
+def system_by_name(names: Sequence[str], key: str = "evaluate.systems") -> list[System]:
+    """The systems named (in the order given); an unknown name is an error naming ``key``."""
     known = {s.name: s for s in SYSTEMS}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"evaluate.systems: unknown system(s) {unknown}; known: {sorted(known)}")
+        raise ValueError(f"{key}: unknown system(s) {unknown} (known: {', '.join(sorted(known))})")
     return [known[n] for n in names]
 
 

@@ -85,6 +85,16 @@ def vae_factors(vae: AutoencoderKLWan) -> tuple[int, int]:
     return spatial, temporal
 
 
+def latent_frames(frames: int, temporal_factor: int) -> int:
+    """Latent frames of a ``frames``-frame clip: a VAE that compresses time by ``temporal_factor`` keeps the
+    first frame and folds each later run of that many into one (Wan2.1: 4k + 1 frames -> k + 1).
+
+    >>> latent_frames(33, 4), latent_frames(16, 1)
+    (9, 16)
+    """
+    return frames if temporal_factor == 1 else (frames - 1) // temporal_factor + 1
+
+
 def to_model_video(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``[B, T, H, W, 3]`` → float ``[B, 3, T, H, W]`` in [-1, 1]."""
     x = torch.as_tensor(frames)
@@ -167,8 +177,7 @@ class VideoDiffusionModel:
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         spatial, temporal = vae_factors(self.vae)
-        t = frames if temporal == 1 else (frames - 1) // temporal + 1
-        return (self.vae.config.z_dim, t, height // spatial, width // spatial)
+        return (self.vae.config.z_dim, latent_frames(frames, temporal), height // spatial, width // spatial)
 
     # ------------------------------------------------------------------ conditions
     def encode_text(self, captions: Sequence[str]) -> torch.Tensor:

@@ -2,15 +2,14 @@
 
 Every caller (SFT, GRPO, evaluation, the answer command) goes through :func:`video_inputs` for the video
 and :meth:`VisionLanguageModel.prompt_ids` for the prompt, so a clip is seen the same way everywhere.
-Answers follow the paper's ``[Think] reasoning [/Think] [Ans] caption [/Ans]`` format; :func:`parse_answer`
-is the one parser.
+Answers follow the paper's ``[Think] reasoning [/Think] [Ans] caption [/Ans]`` format
+(:mod:`vans_pipelines.models.answer_format`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field
@@ -37,13 +36,9 @@ from vans_pipelines.models.lora import (
     save_lora,
 )
 from vans_pipelines.models.tokenizer import (
-    ANS_CLOSE,
-    ANS_OPEN,
     IM_END,
     IM_START,
     IMAGE_PAD,
-    THINK_CLOSE,
-    THINK_OPEN,
     VIDEO_PAD,
     VISION_END,
     VISION_START,
@@ -52,49 +47,6 @@ from vans_pipelines.models.tokenizer import (
 META_FILE = "vans_vlm.json"
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-# ------------------------------------------------------------------------------------------ answer format
-@dataclass(frozen=True)
-class Answer:
-    reasoning: str
-    caption: str
-    well_formed: bool
-
-
-_ANSWER = re.compile(
-    rf"^\s*{re.escape(THINK_OPEN)}(.*?){re.escape(THINK_CLOSE)}\s*{re.escape(ANS_OPEN)}(.*?){re.escape(ANS_CLOSE)}\s*$",
-    re.DOTALL,
-)
-
-
-def format_answer(reasoning: str, caption: str) -> str:
-    """The training target for one sample.
-
-    >>> format_answer("Two steps are done.", "Paint the red square blue.")
-    '[Think] Two steps are done. [/Think] [Ans] Paint the red square blue. [/Ans]'
-    """
-    return f"{THINK_OPEN} {reasoning.strip()} {THINK_CLOSE} {ANS_OPEN} {caption.strip()} {ANS_CLOSE}"
-
-
-def parse_answer(text: str) -> Answer:
-    """Split a VLM output into reasoning and caption; ``well_formed`` says whether it kept the format.
-
-    A malformed output still yields its best caption guess (the text after ``[Ans]``, or the whole text
-    without markers), so text metrics stay defined; the format reward reads ``well_formed``.
-
-    >>> parse_answer("[Think] it moves left [/Think] [Ans] The ball bounces. [/Ans]")
-    Answer(reasoning='it moves left', caption='The ball bounces.', well_formed=True)
-    >>> parse_answer("The ball [Ans] bounces").well_formed
-    False
-    """
-    match = _ANSWER.match(text)
-    if match:
-        return Answer(match.group(1).strip(), match.group(2).strip(), True)
-    caption = text.split(ANS_OPEN, 1)[1] if ANS_OPEN in text else text
-    for marker in (THINK_OPEN, THINK_CLOSE, ANS_OPEN, ANS_CLOSE):
-        caption = caption.replace(marker, " ")
-    return Answer("", " ".join(caption.split()), False)
 
 
 # -------------------------------------------------------------------------------------------- video input

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from vans_pipelines.metrics import caption_event_scores, oracle_event_scores, rouge_l
+from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
-from vans_pipelines.models.vlm import parse_answer
 
 RewardFn = Callable[..., torch.Tensor]
 REWARDS: dict[str, RewardFn] = {}

@@ -7,10 +7,17 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vans_pipelines.triplets import TripletSet
+
+
+def captions_by_id(captions: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """The caption stage's table as ``{sample_id: (caption, reasoning)}``, what :class:`TripletSamples`
+    takes."""
+    return {r.sample_id: (r.caption, r.reasoning) for r in captions.itertuples(index=False)}
 
 
 class TripletSamples(Dataset):

@@ -20,9 +20,10 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion
+from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
-from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
+from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats
 from vans_pipelines.training.data import SamplesDataModule

@@ -20,10 +20,11 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion
+from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
-from vans_pipelines.models.vlm import Generation, VisionLanguageModel, parse_answer
+from vans_pipelines.models.vlm import Generation, VisionLanguageModel
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
 from vans_pipelines.rl.rewards import VIDEO_REWARDS
 from vans_pipelines.training.data import SamplesDataModule, ordered_batches

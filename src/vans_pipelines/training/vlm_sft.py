@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import rouge_l
-from vans_pipelines.models.vlm import VisionLanguageModel, format_answer, parse_answer
+from vans_pipelines.models.answer_format import format_answer, parse_answer
+from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.trainer import OptimConfig

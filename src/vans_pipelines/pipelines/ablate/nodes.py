@@ -1,6 +1,6 @@
 """Ablate nodes: train every recipe for every training seed from the SFT models, evaluate them on the test
-split, check the paper's claims, write the report. No file I/O here: the catalog loads and saves (training
-logs and resumable checkpoints go where ``run`` says, as in the training stages)."""
+split, check the paper's claims, write the report. The catalog loads and saves models and reports; the
+runs' trainers write TensorBoard logs (``ablate.log_dir``) and resumable checkpoints where ``run`` says."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from vans_pipelines.evaluation.features import build_features
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import AblateParams, EvaluateParams, parse_section, resolve_variant
-from vans_pipelines.pipelines.caption.nodes import captions_by_id
+from vans_pipelines.params import AblateParams, EvaluateParams, RunContext, parse_section, resolve_variant
 from vans_pipelines.training.ablation import AblationTrainer, Recipe
-from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.training.data import TripletSamples, captions_by_id
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -36,9 +35,8 @@ def run_ablation_node(
     grpo_vlm: dict[str, Any],
     grpo_vdm: dict[str, Any],
     evaluate: dict[str, Any],
-    run: dict[str, Any],
     fps: float,
-    kedro_run: dict[str, str],
+    run_context: RunContext,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Every recipe x training seed, trained and evaluated; returns the figures and the per-sample table."""
     params: AblateParams = parse_section("ablate", ablate)
@@ -61,7 +59,7 @@ def run_ablation_node(
         sft_vdm,
         scorer,
         TripletSamples(train_triplets, by_id),
-        parse_section("run", {**(run or {}), "log_dir": params.log_dir}).paths(kedro_run),
+        run_context.logging_to(params.log_dir),
         fps,
         anchor_pool=params.anchor_pool,
     )

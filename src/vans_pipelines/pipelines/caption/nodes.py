@@ -1,7 +1,8 @@
 """Caption nodes: fill the caption and reasoning of each target clip, build the tokenizer, train the scorer.
 
 Synthetic triplets are captioned from the world's ground truth; real-video triplets by a captioner VLM
-(``caption.captioner.path``). No file I/O here: the catalog loads and saves.
+(``caption.captioner.path``). The catalog loads and saves models, tables and reports; the scorer's trainer
+writes TensorBoard logs and resumable checkpoints where ``run`` says.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 import pandas as pd
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.scorer import ClipScorer, TinyScorer, VideoTextScorer
 from vans_pipelines.models.tokenizer import build_word_tokenizer
-from vans_pipelines.models.vlm import VisionLanguageModel, parse_answer
-from vans_pipelines.params import CaptionParams, RunParams, parse_section
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples, check_batch_fits
+from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params import CaptionParams, RunContext, parse_section
+from vans_pipelines.training.data import SamplesDataModule, TripletSamples, captions_by_id, check_batch_fits
 from vans_pipelines.training.scorer import ScorerModule, retrieval_accuracy
 from vans_pipelines.training.trainer import fingerprint, fit, world_size
 from vans_pipelines.triplets import QUESTIONS, TripletSet
@@ -113,23 +115,17 @@ def build_tokenizer(captions: pd.DataFrame, caption: dict[str, Any]) -> PreTrain
     return build_word_tokenizer(corpus)
 
 
-def captions_by_id(captions: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    return {r.sample_id: (r.caption, r.reasoning) for r in captions.itertuples(index=False)}
-
-
 def train_scorer(
     train_triplets: TripletSet,
     val_triplets: TripletSet,
     captions: pd.DataFrame,
     tokenizer: PreTrainedTokenizerBase,
     caption: dict[str, Any],
-    run: dict[str, Any],
-    kedro_run: dict[str, str],
+    run_context: RunContext,
 ) -> tuple[VideoTextScorer, dict[str, Any]]:
     """The video-text scorer: the tiny contrastive encoder trained on (target clip, caption) pairs, or a
     pretrained CLIP; with its val video→text retrieval accuracy."""
     params: CaptionParams = parse_section("caption", caption)
-    run_params: RunParams = parse_section("run", run)
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
     if params.scorer.kind == "clip":
@@ -143,7 +139,7 @@ def train_scorer(
         ScorerModule(tiny, params.scorer.optim),
         SamplesDataModule(train, trainer.batch_size, trainer.seed, trainer.num_workers),
         trainer,
-        run_params.paths(kedro_run),
+        run_context.paths,
         "scorer",
         fingerprint(params.scorer, len(train), len(tokenizer)),
     )

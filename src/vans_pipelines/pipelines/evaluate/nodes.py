@@ -18,8 +18,7 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import EvaluateParams, parse_section
-from vans_pipelines.pipelines.caption.nodes import captions_by_id
-from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.training.data import TripletSamples, captions_by_id
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
 """Stage 2 nodes: anchor captions from the stage-1 VLM, then Flow-GRPO on the SFT VDM (Lightning,
-resumable) with the val reward before and after. No file I/O here: the catalog loads and saves."""
+resumable) with the val reward before and after. The catalog loads and saves models and reports; the trainer
+writes TensorBoard logs and resumable checkpoints where ``run`` says."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import pandas as pd
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import GRPOVDMParams, RunParams, parse_section
-from vans_pipelines.pipelines.caption.nodes import captions_by_id
-from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.params import GRPOVDMParams, RunContext, parse_section
+from vans_pipelines.training.data import TripletSamples, captions_by_id
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo import before_after
 from vans_pipelines.training.grpo_vdm import (
@@ -66,14 +66,12 @@ def train_grpo_vdm(
     sft_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
     grpo_vdm: dict[str, Any],
-    run: dict[str, Any],
     fps: float,
-    kedro_run: dict[str, str],
+    run_context: RunContext,
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """Joint-GRPO stage 2 on the kept train anchors. Val figures use every val sample's anchor (what the
     deployed cascade would see), ODE-sampled by the SFT VDM before and the GRPO VDM after."""
     params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
-    run_params: RunParams = parse_section("run", run)
     by_id = captions_by_id(captions)
     train = AnchoredSamples(TripletSamples(train_triplets, by_id), anchors_of(anchor_captions, "train", True))
     val = AnchoredSamples(TripletSamples(val_triplets, by_id), anchors_of(anchor_captions, "val", False))
@@ -83,7 +81,7 @@ def train_grpo_vdm(
     evaluation = params.eval.model_dump()
     started = time.perf_counter()
     before = evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation)
-    result = fit_stage2(vdm, scorer, params, train, run_params.paths(kedro_run), "grpo_vdm", run_key, fps=fps)
+    result = fit_stage2(vdm, scorer, params, train, run_context.paths, "grpo_vdm", run_key, fps=fps)
     after = evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation)
     report = {
         "train_anchors": len(train),

@@ -1,5 +1,6 @@
 """Stage 1 node: measure the SFT VLM's stage-1 reward on val, train a LoRA adapter with GRPO (Lightning,
-resumable), measure again. No file I/O here: the catalog loads and saves."""
+resumable), measure again. The catalog loads and saves models and reports; the trainer writes TensorBoard
+logs and resumable checkpoints where ``run`` says."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import pandas as pd
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import GRPOVLMParams, RunParams, parse_section
-from vans_pipelines.pipelines.caption.nodes import captions_by_id
-from vans_pipelines.training.data import TripletSamples, check_batch_fits
+from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
+from vans_pipelines.training.data import TripletSamples, captions_by_id, check_batch_fits
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo import before_after
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
@@ -32,14 +32,12 @@ def train_grpo_vlm(
     sft_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
     grpo_vlm: dict[str, Any],
-    run: dict[str, Any],
     fps: float,
-    kedro_run: dict[str, str],
+    run_context: RunContext,
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """Joint-GRPO stage 1. The report holds the val reward (per reward, total, seed spread) before and
     after, and what training did (steps, time, TensorBoard folder)."""
     params: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    run_params: RunParams = parse_section("run", run)
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
     check_batch_fits("grpo_vlm.trainer.batch_size", params.trainer.batch_size, train, world_size())
@@ -55,7 +53,7 @@ def train_grpo_vlm(
     started = time.perf_counter()
     before = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
     result = fit_stage1(
-        vlm, vdm, scorer, params, train, run_params.paths(kedro_run), "grpo_vlm", run_key, fps=fps
+        vlm, vdm, scorer, params, train, run_context.paths, "grpo_vlm", run_key, fps=fps
     )
     vlm.model.eval()
     after = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from vans_pipelines.datasets import VideoFolder
-from vans_pipelines.params import IngestParams, validate_parameters
+from vans_pipelines.params import IngestParams, RunContext, validate_parameters
 from vans_pipelines.triplets import FAMILIES, QUESTIONS, SPLITS, TripletSet
 from vans_pipelines.video import VideoError
 from vans_pipelines.video.clips import video_pairs
@@ -36,10 +36,10 @@ def build_triplets(
     raw_videos: VideoFolder,
     ingest: dict[str, Any],
     video_geometry: dict[str, Any],
-    kedro_run: dict[str, Any] | None = None,
+    run_context: RunContext | None = None,
 ) -> tuple[TripletSet, TripletSet, TripletSet, dict[str, Any]]:
     """Triplets of each split from the configured source, plus an ingest report (counts, quarantine).
-    Paths in the report and the triplets are relative to the Kedro project (``kedro_run``) when the raw
+    Paths in the report and the triplets are relative to the Kedro project (``run_context``) when the raw
     folder lies inside it, so they do not carry the machine's absolute paths."""
     params: IngestParams = validate_parameters({"ingest": ingest, "video_geometry": video_geometry})["ingest"]
     started = time.perf_counter()
@@ -47,7 +47,7 @@ def build_triplets(
         splits = render_synthetic(params)
         report: dict[str, Any] = {"source": "synthetic", "quarantined": []}
     else:
-        project = (kedro_run or {}).get("project_path")
+        project = run_context.project_path if run_context is not None else None
         splits, report = ingest_videos(raw_videos, params, shown_root(raw_videos.root, project))
     report["triplets"] = {s: len(splits[s]) for s in SPLITS}
     report["seconds"] = round(time.perf_counter() - started, 3)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 func=build_triplets,
-                inputs=["raw_videos", "params:ingest", "params:video_geometry", "kedro_run"],
+                inputs=["raw_videos", "params:ingest", "params:video_geometry", "run_context"],
                 outputs=["train_triplets", "val_triplets", "test_triplets", "ingest_report"],
                 name="build_triplets_node",
             )

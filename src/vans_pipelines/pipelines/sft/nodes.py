@@ -1,5 +1,6 @@
 """SFT nodes: build (tiny) or load (pretrained) each model, measure it on val, fine-tune it with Lightning,
-measure again. Reports carry the before / after figures. No file I/O here: the catalog loads and saves."""
+measure again. Reports carry the before / after figures. The catalog loads and saves models and reports; the
+trainer writes TensorBoard logs and resumable checkpoints where ``run`` says."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from transformers import PreTrainedTokenizerBase
 
 from vans_pipelines.models.vdm import VideoDiffusionModel, build_tiny_vdm
 from vans_pipelines.models.vlm import VisionLanguageModel, build_tiny_vlm
-from vans_pipelines.params import RunParams, SFTParams, VDMParams, VLMParams, parse_section
-from vans_pipelines.pipelines.caption.nodes import captions_by_id
+from vans_pipelines.params import RunContext, SFTParams, VDMParams, VLMParams, parse_section
 from vans_pipelines.training.data import (
     TrainValDataModule,
     TripletSamples,
+    captions_by_id,
     check_batch_fits,
     collate,
 )
@@ -65,13 +66,11 @@ def train_vlm(
     captions: pd.DataFrame,
     tokenizer: PreTrainedTokenizerBase,
     sft: dict[str, Any],
-    run: dict[str, Any],
     fps: float,
-    kedro_run: dict[str, str],
+    run_context: RunContext,
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """VLM SFT: (context video, question) → reasoning + caption; val caption ROUGE-L before and after."""
     params: VLMParams = parse_section("sft", sft).vlm
-    run_params: RunParams = parse_section("run", run)
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
     # Real-video splits are only known after ingest, so this is checked here, before any training.
@@ -87,7 +86,7 @@ def train_vlm(
             train, val, params.trainer.batch_size, params.trainer.seed, params.trainer.num_workers
         ),
         params.trainer,
-        run_params.paths(kedro_run),
+        run_context.paths,
         "sft_vlm",
         key,
     )
@@ -111,17 +110,15 @@ def train_vdm(
     captions: pd.DataFrame,
     tokenizer: PreTrainedTokenizerBase,
     sft: dict[str, Any],
-    run: dict[str, Any],
     fps: float,
-    kedro_run: dict[str, str],
+    run_context: RunContext,
     test_triplets: TripletSet,
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """VDM SFT: fit the tiny VAE on frames (skipped for a pretrained VAE), then flow-match the transformer
     on (caption, context) → target; val pixel error and oracle event accuracy before and after, and what
     the VAE keeps of the val and test targets (no model is chosen on the test figure)."""
     params: VDMParams = parse_section("sft", sft).vdm
-    run_params: RunParams = parse_section("run", run)
-    paths = run_params.paths(kedro_run)
+    paths = run_context.paths
     by_id = captions_by_id(captions)
     train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
     check_batch_fits("sft.vdm.trainer.batch_size", params.trainer.batch_size, train, world_size())

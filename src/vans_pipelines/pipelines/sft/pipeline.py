@@ -10,9 +10,8 @@ _INPUTS = [
     "captions",
     "tokenizer",
     "params:sft",
-    "params:run",
     "params:ingest.clip.fps",
-    "kedro_run",
+    "run_context",
 ]
 
 

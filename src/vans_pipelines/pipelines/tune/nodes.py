@@ -1,5 +1,6 @@
 """Tune nodes: run (or resume) the Optuna study, write the best settings as a parameters file for the next
-``joint_grpo`` run, plot the study. No file I/O here: the catalog loads and saves."""
+``joint_grpo`` run, plot the study. The catalog loads and saves the study's results; Optuna keeps the study
+in its storage (``tune_storage``) and the trials' trainers write TensorBoard logs (``tune.log_dir``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from matplotlib.figure import Figure
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import GRPOVLMParams, TuneParams, parse_section
-from vans_pipelines.pipelines.caption.nodes import captions_by_id
-from vans_pipelines.training.data import TripletSamples, check_batch_fits
+from vans_pipelines.params import GRPOVLMParams, RunContext, TuneParams, parse_section
+from vans_pipelines.training.data import TripletSamples, captions_by_id, check_batch_fits
 from vans_pipelines.training.trainer import world_size
 from vans_pipelines.training.tune import (
     best_overrides,
@@ -40,9 +40,8 @@ def run_study_node(
     tune_storage: optuna.storages.BaseStorage,
     tune: dict[str, Any],
     grpo_vlm: dict[str, Any],
-    run: dict[str, Any],
     fps: float,
-    kedro_run: dict[str, str],
+    run_context: RunContext,
 ) -> dict[str, Any]:
     """Run the study up to ``tune.n_trials`` finished trials (resuming an interrupted one); return its
     summary (best trial, every trial, importances)."""
@@ -67,7 +66,7 @@ def run_study_node(
         grpo_vlm,
         lambda raw: parse_section("grpo_vlm", raw),
         params,
-        parse_section("run", {**(run or {}), "log_dir": params.log_dir}).paths(kedro_run),
+        run_context.logging_to(params.log_dir),
         fps=fps,
     )
     ran = run_study(study, params.n_trials, objective)

@@ -52,9 +52,7 @@ def train_grpo_vlm(
     }
     started = time.perf_counter()
     before = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
-    result = fit_stage1(
-        vlm, vdm, scorer, params, train, run_context.paths, "grpo_vlm", run_key, fps=fps
-    )
+    result = fit_stage1(vlm, vdm, scorer, params, train, run_context.paths, "grpo_vlm", run_key, fps=fps)
     vlm.model.eval()
     after = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
     report = {

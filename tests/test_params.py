@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vans_pipelines.params import ParameterError, validate_parameters
+from vans_pipelines.params import SECTIONS, ParameterError, validate_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -111,3 +111,33 @@ def test_ablation_recipes_resolve_to_typed_stage_sections():
     bad = with_override(load_env("base"), "ablate.variants.vdm_only.stage2.optim.lr", -1.0)
     with pytest.raises(ParameterError, match=r"ablate\.variants\.vdm_only\.stage2\.optim\.lr: must be > 0"):
         validate_parameters(bad)
+
+
+def leaves(value, prefix: str) -> dict:
+    """Dotted key -> value of a parameter model, dataclass or mapping (tuples as lists)."""
+    from dataclasses import asdict, is_dataclass
+
+    if hasattr(value, "model_dump"):
+        value = value.model_dump()
+    elif is_dataclass(value):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in leaves(item, f"{prefix}.{key}").items()}
+    return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+def test_conf_base_sets_every_field_and_the_code_defaults_are_the_same():
+    """One source of defaults: conf/base names every field a section has, and a field's default in the
+    code is conf/base's value (ablate's recipes, which have no default, aside)."""
+    base = load_env("base")
+    parsed = validate_parameters(base)
+    unset, differ = [], []
+    for name, model in SECTIONS.items():
+        written, configured = leaves(base[name], name), leaves(parsed[name], name)
+        unset += [k for k in configured if k not in written and not k.startswith(f"{name}.variants.")]
+        fields = {n: f for n, f in model.model_fields.items() if not f.is_required()}
+        defaults = leaves({n: f.get_default(call_default_factory=True) for n, f in fields.items()}, name)
+        differ += [
+            f"{k}: code {v!r}, conf/base {configured[k]!r}" for k, v in defaults.items() if configured[k] != v
+        ]
+    assert unset == [] and differ == []

@@ -8,7 +8,7 @@ its own class and forward; the reference policy for GRPO's KL is the same model 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -139,3 +139,44 @@ def base_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
             continue
         out[key.replace(".base_layer.", ".")] = value
     return out
+
+
+class AdaptedModel:
+    """LoRA on one module of a model wrapper (``adapted_module()``), for the VLM and the VDM alike: add or
+    start an adapter, and save it with or without its base. The wrapper holds ``lora`` (the adapter's
+    spec) and ``base_path`` (a folder with the base weights, or None when they live only in memory)."""
+
+    lora: LoraSpec | None
+    base_path: str | None
+
+    def adapted_module(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def add_lora(self, spec: LoraSpec, seed: int = 0) -> None:
+        add_lora(self.adapted_module(), spec, seed)
+        self.lora = spec
+
+    def start_adapter(self, spec: LoraSpec, seed: int = 0) -> None:
+        """A fresh adapter for the next training stage; one left by an earlier stage is merged first
+        (the merged weights then differ from any base checkpoint, so they are saved in full)."""
+        if has_lora(self.adapted_module()):
+            merge_lora(self.adapted_module())
+            self.base_path = None
+        self.add_lora(spec, seed)
+
+    def save_adapter(
+        self, adapter_dir: Path, base_dir: Path, base_ref: str, build_base: Callable[[], torch.nn.Module]
+    ) -> str | None:
+        """With LoRA: the adapter under ``adapter_dir``, and the base weights under ``base_dir`` (a model
+        from ``build_base`` holding them) when they have no folder of their own. Returns where the base
+        lives (``base_ref`` for the copy, else ``base_path``); None without LoRA (nothing written)."""
+        module = self.adapted_module()
+        if not has_lora(module):
+            return None
+        save_lora(module, adapter_dir, self.lora or LoraSpec())
+        if self.base_path is not None:
+            return self.base_path
+        base = build_base()
+        base.load_state_dict(base_state_dict(module))
+        base.save_pretrained(base_dir)
+        return base_ref

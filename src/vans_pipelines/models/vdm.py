@@ -24,13 +24,9 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import WanAttentionBlock, 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
 from vans_pipelines.models.lora import (
+    AdaptedModel,
     LoraSpec,
-    add_lora,
-    base_state_dict,
-    has_lora,
     load_lora,
-    merge_lora,
-    save_lora,
 )
 from vans_pipelines.models.wan_vae import use_single_frame_convolutions
 
@@ -120,7 +116,7 @@ def to_uint8_video(x: torch.Tensor) -> np.ndarray:
 
 
 @dataclass
-class VideoDiffusionModel:
+class VideoDiffusionModel(AdaptedModel):
     """Transformer + VAE + text encoder + tokenizer + sampling settings, saved and loaded as one folder."""
 
     transformer: WanTransformer3DModel
@@ -345,34 +341,21 @@ class VideoDiffusionModel:
             module.to(device)
         return self
 
-    def add_lora(self, spec: LoraSpec, seed: int = 0) -> None:
-        add_lora(self.transformer, spec, seed)
-        self.lora = spec
-
-    def start_adapter(self, spec: LoraSpec, seed: int = 0) -> None:
-        """A fresh adapter for the next training stage; one left by an earlier stage is merged first
-        (the merged weights then differ from any base checkpoint, so they are saved in full)."""
-        if has_lora(self.transformer):
-            merge_lora(self.transformer)
-            self.base_path = None
-        self.add_lora(spec, seed)
+    def adapted_module(self) -> torch.nn.Module:
+        return self.transformer
 
     def save_pretrained(self, path: str | Path) -> None:
         """diffusers' folder layout (transformer/, vae/, text_encoder/, tokenizer/) plus ``vans_vdm.json``;
         with LoRA the transformer is stored as an adapter over a referenced (or copied) base."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        base_ref = None
-        if has_lora(self.transformer):
-            save_lora(self.transformer, path / "transformer_adapter", self.lora or LoraSpec())
-            if self.base_path is None:
-                base = WanTransformer3DModel.from_config(deepcopy(self.transformer.config))
-                base.load_state_dict(base_state_dict(self.transformer))
-                base.save_pretrained(path / "transformer")
-                base_ref = "."
-            else:
-                base_ref = self.base_path
-        else:
+        base_ref = self.save_adapter(
+            path / "transformer_adapter",
+            path / "transformer",
+            ".",
+            lambda: WanTransformer3DModel.from_config(deepcopy(self.transformer.config)),
+        )
+        if base_ref is None:
             self.transformer.save_pretrained(path / "transformer")
         self.vae.save_pretrained(path / "vae")
         self.text_encoder.save_pretrained(path / "text_encoder")

@@ -27,13 +27,9 @@ from transformers import (
 )
 
 from vans_pipelines.models.lora import (
+    AdaptedModel,
     LoraSpec,
-    add_lora,
-    base_state_dict,
-    has_lora,
     load_lora,
-    merge_lora,
-    save_lora,
 )
 from vans_pipelines.models.tokenizer import (
     IM_END,
@@ -158,7 +154,7 @@ class Generation:
 
 
 @dataclass
-class VisionLanguageModel:
+class VisionLanguageModel(AdaptedModel):
     """A Qwen2.5-VL model, its tokenizer and its video processing, saved and loaded as one folder."""
 
     model: Qwen2_5_VLForConditionalGeneration
@@ -282,34 +278,21 @@ class VisionLanguageModel:
         return Generation(texts, sequences, prompt_length, mask)
 
     # ------------------------------------------------------------------ adapters and persistence
-    def add_lora(self, spec: LoraSpec, seed: int = 0) -> None:
-        add_lora(self.model, spec, seed)
-        self.lora = spec
-
-    def start_adapter(self, spec: LoraSpec, seed: int = 0) -> None:
-        """A fresh adapter for the next training stage; one left by an earlier stage is merged first
-        (the merged weights then differ from any base checkpoint, so they are saved in full)."""
-        if has_lora(self.model):
-            merge_lora(self.model)
-            self.base_path = None
-        self.add_lora(spec, seed)
+    def adapted_module(self) -> torch.nn.Module:
+        return self.model
 
     def save_pretrained(self, path: str | Path) -> None:
         """Full weights, or (with LoRA) the adapter plus a reference to the base weights (copied under
         ``base/`` when the base has no folder of its own, e.g. a tiny model built in memory)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        base_ref = None
-        if has_lora(self.model):
-            save_lora(self.model, path / "adapter", self.lora or LoraSpec())
-            if self.base_path is None:
-                base = Qwen2_5_VLForConditionalGeneration(deepcopy(self.model.config))
-                base.load_state_dict(base_state_dict(self.model))
-                base.save_pretrained(path / "base")
-                base_ref = "base"
-            else:
-                base_ref = self.base_path
-        else:
+        base_ref = self.save_adapter(
+            path / "adapter",
+            path / "base",
+            "base",
+            lambda: Qwen2_5_VLForConditionalGeneration(deepcopy(self.model.config)),
+        )
+        if base_ref is None:
             self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
         meta = {"processing": asdict(self.processing), "base": base_ref, "extra": self.extra}

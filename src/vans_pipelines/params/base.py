@@ -1,0 +1,78 @@
+"""What every parameter section shares: strict frozen models, the error that names a key, range checks
+the library configs leave to their callers."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.rl.rewards import check_reward_names
+from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
+
+Family = Literal["procedural", "predictive"]
+
+
+class ParameterError(ValueError):
+    """A parameter value is missing or wrong; the message names the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_grpo_lora(lora: LoraSpec) -> None:
+    """GRPO's ratio compares the update's log-probs with the rollout's: with LoRA dropout the two passes
+    drop different units, so on the first iteration the ratio is no longer exactly 1."""
+    if lora.dropout > 0:
+        raise ValueError(
+            f"lora.dropout: must be 0 in a GRPO stage (dropout makes the on-policy ratio differ from 1), "
+            f"got {lora.dropout}"
+        )
+
+
+def check_training(trainer: TrainerConfig, optim: OptimConfig | None = None) -> None:
+    """Range checks the library dataclasses leave to their callers."""
+    for key in (
+        "max_steps",
+        "batch_size",
+        "accumulate_grad_batches",
+        "checkpoint_every_n_steps",
+        "num_nodes",
+    ):
+        if getattr(trainer, key) < 1:
+            raise ValueError(f"trainer.{key}: must be >= 1, got {getattr(trainer, key)}")
+    if optim is not None:
+        if optim.lr <= 0:
+            raise ValueError(f"optim.lr: must be > 0, got {optim.lr}")
+        if optim.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"optim.schedule: must be cosine, linear or constant, got {optim.schedule!r}")
+
+
+class RewardWeights(Strict):
+    """Mixin: ``rewards`` is ``{registered reward name: weight >= 0}``, at least one weight > 0."""
+
+    @model_validator(mode="after")
+    def _known_rewards(self):
+        errors = check_reward_names(self.rewards, "rewards")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+
+def format_errors(err: ValidationError, section: str) -> list[str]:
+    lines = []
+    for e in err.errors():
+        key = ".".join([section, *(str(p) for p in e["loc"])])
+        if e["type"] == "value_error":
+            # Validators here and in the library configs write "<field>: <problem>; ..."
+            for part in str(e["msg"]).removeprefix("Value error, ").split("; "):
+                named = re.match(r"^([\w.]+): (.*)$", part, re.S)
+                lines.append(f"{key}.{named[1]}: {named[2]}" if named else f"{key}: {part}")
+            continue
+        lines.append(
+            f"{key}: {e['msg']} (got {e.get('input')!r})" if e["type"] != "missing" else f"{key}: missing"
+        )
+    return lines

@@ -1,0 +1,59 @@
+"""``parameters_grpo_vdm.yml``: Joint-GRPO stage 2."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora, check_training
+from vans_pipelines.rl.flow_sde import SDEConfig
+from vans_pipelines.rl.grpo import GRPOConfig
+from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
+
+
+class AnchorParams(Strict):
+    """Stage 2's anchor captions, written by the stage-1 VLM (greedy); the paper keeps an anchor only when
+    its ROUGE-L to the ground-truth caption is at least 0.6."""
+
+    min_rouge_l: float = Field(0.6, ge=0, le=1)
+    max_new_tokens: int = Field(48, ge=1)
+
+
+class GRPOVDMEvalParams(Strict):
+    """Val figures before / after stage 2: ODE samples from every val anchor, ``draws`` noise draws per
+    anchor for each seed (a seed's figure is the mean over anchors and draws)."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3], min_length=1)
+    draws: int = Field(1, ge=1)
+    limit: int | None = Field(None, ge=1)
+    num_steps: int = Field(6, ge=1)  # ODE (deployed) sampler steps
+
+
+class GRPOVDMParams(RewardWeights):
+    """Joint-GRPO stage 2: the SFT VDM gets a LoRA adapter trained by Flow-GRPO on the anchors."""
+
+    lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
+    grpo: GRPOConfig = GRPOConfig(group_size=8, num_iterations=2, beta=0.01, scale_rewards="none")
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"video_fidelity": 1.0, "semantic_alignment": 1.0, "context_consistency": 0.0}
+    )
+    sde: SDEConfig = SDEConfig(window_end=4, kl_form="exact", keep_graphs=True)
+    anchors: AnchorParams = AnchorParams()
+    optim: OptimConfig = OptimConfig(lr=2.5e-4, warmup_steps=0, schedule="constant")
+    trainer: TrainerConfig = TrainerConfig(
+        max_steps=40, batch_size=4, checkpoint_every_n_steps=10, log_every_n_steps=1
+    )
+    log_samples_every: int = Field(10, ge=0)
+    eval: GRPOVDMEvalParams = GRPOVDMEvalParams()
+
+    @model_validator(mode="after")
+    def _valid(self) -> GRPOVDMParams:
+        check_training(self.trainer, self.optim)
+        check_grpo_lora(self.lora)
+        if self.sde.noise_level <= 0:
+            # 0 is the deterministic ODE sampler: its steps have no log-probability to train on.
+            raise ValueError(
+                f"sde.noise_level: must be > 0 for stage-2 training (a stochastic step's log-prob is "
+                f"what GRPO trains on; 0 is the ODE sampler), got {self.sde.noise_level}"
+            )
+        return self

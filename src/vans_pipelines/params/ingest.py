@@ -1,0 +1,80 @@
+"""``parameters_ingest.yml``: the triplets' source, clip size and splits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from vans_pipelines.models.vdm import latent_frames
+from vans_pipelines.params.base import Family, Strict
+from vans_pipelines.params.shared import VideoGeometry
+
+
+class ClipSpec(Strict):
+    context_frames: int = Field(16, ge=2)
+    target_frames: int = Field(16, ge=2)
+    height: int = Field(32, ge=1)
+    width: int = Field(32, ge=1)
+    fps: float = Field(8.0, gt=0)
+
+    def geometry_errors(self, geometry: VideoGeometry, prefix: str) -> list[str]:
+        """Why the VDM could not take clips of this size (empty when it can)."""
+        errors = []
+        spatial = geometry.vae_spatial_factor
+        for key, value, patch in (
+            ("height", self.height, geometry.patch_size[1]),
+            ("width", self.width, geometry.patch_size[2]),
+        ):
+            if value % (spatial * patch):
+                errors.append(
+                    f"{prefix}.{key}: {value} is not divisible by vae_spatial_factor x patch = "
+                    f"{spatial} x {patch} = {spatial * patch}"
+                )
+        for key in ("context_frames", "target_frames"):
+            frames = getattr(self, key)
+            tf = geometry.vae_temporal_factor
+            if tf > 1 and (frames - 1) % tf:
+                errors.append(f"{prefix}.{key}: {frames} frames; the VAE needs {tf}k + 1 frames")
+            latent = latent_frames(frames, tf)
+            if latent % geometry.patch_size[0]:
+                errors.append(
+                    f"{prefix}.{key}: {latent} latent frames are not divisible by the temporal patch "
+                    f"{geometry.patch_size[0]}"
+                )
+        return errors
+
+
+class SyntheticSource(Strict):
+    num_train: int = Field(4096, ge=0)
+    num_val: int = Field(128, ge=0)
+    num_test: int = Field(256, ge=0)
+    families: list[Family] = Field(default_factory=lambda: ["procedural", "predictive"], min_length=1)
+    # Objects must fit side by side in the tray; taller-than-wide frames squeeze them together.
+    max_aspect: float = Field(1.2, gt=0)
+
+
+class VideosSource(Strict):
+    default_family: Family = "predictive"
+    shot_threshold: float = Field(27.0, gt=0)
+    min_shot_seconds: float = Field(0.5, ge=0)
+    max_pairs_per_video: int | None = Field(None, ge=1)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> VideosSource:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction must leave videos for training, got "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
+        return self
+
+
+class IngestParams(Strict):
+    source: Literal["synthetic", "videos"] = "synthetic"
+    seed: int = 0
+    clip: ClipSpec = ClipSpec()
+    synthetic: SyntheticSource = SyntheticSource()
+    videos: VideosSource = VideosSource()

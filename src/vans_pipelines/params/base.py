@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.rl.rewards import check_reward_names
-from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 Family = Literal["procedural", "predictive"]
 
@@ -31,24 +30,6 @@ def check_grpo_lora(lora: LoraSpec) -> None:
             f"lora.dropout: must be 0 in a GRPO stage (dropout makes the on-policy ratio differ from 1), "
             f"got {lora.dropout}"
         )
-
-
-def check_training(trainer: TrainerConfig, optim: OptimConfig | None = None) -> None:
-    """Range checks the library dataclasses leave to their callers."""
-    for key in (
-        "max_steps",
-        "batch_size",
-        "accumulate_grad_batches",
-        "checkpoint_every_n_steps",
-        "num_nodes",
-    ):
-        if getattr(trainer, key) < 1:
-            raise ValueError(f"trainer.{key}: must be >= 1, got {getattr(trainer, key)}")
-    if optim is not None:
-        if optim.lr <= 0:
-            raise ValueError(f"optim.lr: must be > 0, got {optim.lr}")
-        if optim.schedule not in ("cosine", "linear", "constant"):
-            raise ValueError(f"optim.schedule: must be cosine, linear or constant, got {optim.schedule!r}")
 
 
 class RewardWeights(Strict):

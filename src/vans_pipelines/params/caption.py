@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from vans_pipelines.models.scorer import TinyScorerSpec
-from vans_pipelines.params.base import Strict, check_training
+from vans_pipelines.params.base import Strict
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 
@@ -36,7 +36,6 @@ class ScorerParams(Strict):
     def _valid(self) -> ScorerParams:
         if self.kind == "clip" and not self.path:
             raise ValueError("kind 'clip' needs a path to a CLIPModel checkpoint")
-        check_training(self.trainer, self.optim)
         return self
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from vans_pipelines.models.lora import LoraSpec
-from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora, check_training
+from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
@@ -48,7 +48,6 @@ class GRPOVDMParams(RewardWeights):
 
     @model_validator(mode="after")
     def _valid(self) -> GRPOVDMParams:
-        check_training(self.trainer, self.optim)
         check_grpo_lora(self.lora)
         if self.sde.noise_level <= 0:
             # 0 is the deterministic ODE sampler: its steps have no log-probability to train on.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from vans_pipelines.models.lora import LoraSpec
-from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora, check_training
+from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.grpo_vlm import SamplingConfig
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
@@ -38,6 +38,5 @@ class GRPOVLMParams(RewardWeights):
 
     @model_validator(mode="after")
     def _valid(self) -> GRPOVLMParams:
-        check_training(self.trainer, self.optim)
         check_grpo_lora(self.lora)
         return self

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec
 from vans_pipelines.models.vlm import TinyVLMSpec
-from vans_pipelines.params.base import Strict, check_training
+from vans_pipelines.params.base import Strict
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 
@@ -42,11 +42,6 @@ class VLMParams(Strict):
         max_steps=2000, batch_size=32, checkpoint_every_n_steps=100, val_every_n_steps=500
     )
     eval: VLMEvalParams = VLMEvalParams()
-
-    @model_validator(mode="after")
-    def _valid(self) -> VLMParams:
-        check_training(self.trainer, self.optim)
-        return self
 
 
 class VAEFitParams(Strict):
@@ -85,7 +80,6 @@ class VDMParams(Strict):
 
     @model_validator(mode="after")
     def _valid(self) -> VDMParams:
-        check_training(self.trainer, self.optim)
         if self.conditioning.context_frames < 1:
             raise ValueError(
                 f"conditioning.context_frames: must be >= 1, got {self.conditioning.context_frames}"

@@ -47,6 +47,17 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        for key in (
+            "max_steps",
+            "batch_size",
+            "accumulate_grad_batches",
+            "checkpoint_every_n_steps",
+            "num_nodes",
+        ):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -57,6 +68,12 @@ class OptimConfig:
     warmup_steps: int = 0
     schedule: str = "cosine"
     betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(f"schedule: must be cosine, linear or constant, got {self.schedule!r}")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ class TripletSamples(Dataset):
         }
 
 
+def samples(triplets: TripletSet, captions: pd.DataFrame) -> TripletSamples:
+    """A split's samples with the caption stage's captions (its table, as the catalog loads it)."""
+    return TripletSamples(triplets, captions_by_id(captions))
+
+
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Lists for strings; clips stacked as uint8 numpy arrays ``[B, T, H, W, 3]``."""
     out: dict[str, Any] = {k: [item[k] for item in items] for k in items[0]}

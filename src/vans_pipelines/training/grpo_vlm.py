@@ -354,8 +354,8 @@ def fit_stage1(
     render_cache: RenderCache | None = None,
 ) -> FitResult:
     """Start a fresh LoRA adapter on ``vlm`` and train it with stage-1 GRPO (``params``: the typed
-    ``grpo_vlm`` section). Used by the grpo_vlm stage, each tune trial and the ablations (``render_cache``:
-    see :func:`render`)."""
+    ``grpo_vlm`` section); the model is left in eval mode. Used by the grpo_vlm stage, each tune trial and
+    the ablations (``render_cache``: see :func:`render`)."""
     vlm.start_adapter(params.lora, seed=params.trainer.seed)
     module = GRPOVLMModule(
         vlm,
@@ -373,4 +373,6 @@ def fit_stage1(
         render_cache=render_cache,
     )
     datamodule = SamplesDataModule(train, params.trainer.batch_size, params.trainer.seed)
-    return fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)
+    result = fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)
+    vlm.model.eval()
+    return result

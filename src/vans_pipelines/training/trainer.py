@@ -15,10 +15,10 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
@@ -83,6 +83,39 @@ class RunPaths:
     log_dir: str
     checkpoint_dir: str
     run_name: str
+
+
+class Summarised(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class MeasuredFit:
+    """A training run between two runs of the same evaluation: what a stage node reports."""
+
+    before: dict[str, Any]
+    result: Summarised  # a FitResult, or a stage's richer record of its run
+    after: dict[str, Any]
+    seconds: float  # the evaluations and the training together
+
+    def report(self, **head: Any) -> dict[str, Any]:
+        """A stage report: ``head``, the run's summary, the seconds, the evaluations before and after."""
+        return {
+            **head,
+            **self.result.summary(),
+            "node_seconds": round(self.seconds, 2),
+            "val_before": self.before,
+            "val_after": self.after,
+        }
+
+
+def measure_fit(evaluate: Callable[[], dict[str, Any]], train: Callable[[], Summarised]) -> MeasuredFit:
+    """``evaluate()``, ``train()``, ``evaluate()`` again, timed together."""
+    started = time.perf_counter()
+    before = evaluate()
+    result = train()
+    after = evaluate()
+    return MeasuredFit(before, result, after, time.perf_counter() - started)
 
 
 @dataclass(frozen=True)

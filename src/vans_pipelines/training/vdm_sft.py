@@ -3,8 +3,9 @@ flow matching of the transformer on (caption, context) → target clip."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import (
     FrameSamples,
     SamplesDataModule,
+    TrainValDataModule,
+    collate,
     collate_frames,
     ordered_batches,
     spread_frames,
@@ -25,7 +28,7 @@ from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, Tr
 from vans_pipelines.triplets import TripletSet
 
 if TYPE_CHECKING:  # params imports training: only the annotation refers back
-    from vans_pipelines.params import VAEFitParams
+    from vans_pipelines.params import VAEFitParams, VDMParams
 
 
 def foreground_weights(
@@ -272,3 +275,66 @@ def evaluate_vae(
         out["oracle_event_accuracy_reconstructed"] = float(np.mean(reconstructed))
         out["reconstructed_to_raw"] = float(np.mean(reconstructed) / max(np.mean(raw), 1e-9))
     return out
+
+
+@dataclass(frozen=True)
+class VDMFit:
+    """What :func:`fit_sft_vdm` did: the VAE fit and latent cache times, and the transformer's run."""
+
+    vae_fit_seconds: float
+    latent_cache_seconds: float
+    transformer: FitResult
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "vae_fit_seconds": round(self.vae_fit_seconds, 2),
+            "latent_cache_seconds": round(self.latent_cache_seconds, 2),
+            **self.transformer.summary(),
+        }
+
+
+def fit_sft_vdm(
+    vdm: VideoDiffusionModel,
+    params: VDMParams,
+    train_triplets: TripletSet,
+    train: Dataset,
+    val: Dataset,
+    paths: RunPaths,
+    run_key: str,
+    *,
+    fps: float,
+) -> VDMFit:
+    """Fit the tiny VAE (``params.vae_fit.steps`` > 0), add a LoRA adapter when ``params.finetune`` is
+    ``lora``, encode the train latents once (``params.cache_latents``), then flow-match the transformer on
+    ``train`` (``params``: ``sft.vdm``), validated on ``val``; every part is left in eval mode."""
+    vae_seconds = 0.0
+    if params.vae_fit.steps:
+        vae_seconds = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, paths, run_key).seconds
+    if params.finetune == "lora":
+        vdm.add_lora(params.lora, seed=params.trainer.seed)
+    cache_started = time.perf_counter()
+    train_items, train_collate = (
+        (encode_latents(vdm, train), collate_latents) if params.cache_latents else (train, collate)
+    )
+    cache_seconds = time.perf_counter() - cache_started
+    result = fit(
+        VDMSFTModule(
+            vdm, params.optim, params.train_text_encoder, sample_steps=params.eval.num_steps, fps=fps
+        ),
+        TrainValDataModule(
+            train_items,
+            val,
+            params.trainer.batch_size,
+            params.trainer.seed,
+            params.trainer.num_workers,
+            collate_fn=train_collate,
+            val_collate_fn=collate,
+        ),
+        params.trainer,
+        paths,
+        "sft_vdm",
+        run_key,
+    )
+    for module in vdm.modules().values():
+        module.eval()
+    return VDMFit(vae_seconds, cache_seconds, result)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,8 +14,11 @@ from vans_pipelines.metrics import rouge_l
 from vans_pipelines.models.answer_format import format_answer, parse_answer
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import ordered_batches
-from vans_pipelines.training.trainer import OptimConfig
+from vans_pipelines.training.data import TrainValDataModule, ordered_batches
+from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, fit
+
+if TYPE_CHECKING:  # params imports training: only the annotation refers back
+    from vans_pipelines.params import VLMParams
 
 
 class VLMSFTModule(TrainingModule):
@@ -84,3 +87,22 @@ def evaluate_vlm(
         "format_rate": float(np.mean(formats)) if formats else float("nan"),
         "examples": examples[:4],
     }
+
+
+def fit_sft_vlm(
+    vlm: VisionLanguageModel, params: VLMParams, train: Dataset, val: Dataset, paths: RunPaths, run_key: str
+) -> FitResult:
+    """Supervised fine-tuning of ``vlm`` on ``train`` (``params``: ``sft.vlm``), validated on ``val``;
+    the model is left in eval mode."""
+    result = fit(
+        VLMSFTModule(vlm, params.optim, max_new_tokens=params.eval.max_new_tokens),
+        TrainValDataModule(
+            train, val, params.trainer.batch_size, params.trainer.seed, params.trainer.num_workers
+        ),
+        params.trainer,
+        paths,
+        "sft_vlm",
+        run_key,
+    )
+    vlm.model.eval()
+    return result

@@ -5,7 +5,6 @@ writes TensorBoard logs and resumable checkpoints where ``run`` says."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import pandas as pd
@@ -14,7 +13,7 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVDMParams, RunContext, parse_section
-from vans_pipelines.training.data import TripletSamples, captions_by_id
+from vans_pipelines.training.data import samples
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo import before_after
 from vans_pipelines.training.grpo_vdm import (
@@ -25,7 +24,7 @@ from vans_pipelines.training.grpo_vdm import (
     evaluate_stage2,
     fit_stage2,
 )
-from vans_pipelines.training.trainer import fingerprint, world_size
+from vans_pipelines.training.trainer import fingerprint, measure_fit, world_size
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,7 @@ def write_anchor_captions(
     """The stage-1 VLM's greedy caption of every train and val sample, its ROUGE-L to the ground truth and
     whether it is kept for training (ROUGE-L >= ``grpo_vdm.anchors.min_rouge_l``)."""
     params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
-    by_id = captions_by_id(captions)
-    splits = {"train": TripletSamples(train_triplets, by_id), "val": TripletSamples(val_triplets, by_id)}
+    splits = {"train": samples(train_triplets, captions), "val": samples(val_triplets, captions)}
     table = anchor_captions(
         grpo_vlm, splits, min_rouge_l=params.anchors.min_rouge_l, max_new_tokens=params.anchors.max_new_tokens
     )
@@ -72,31 +70,27 @@ def train_grpo_vdm(
     """Joint-GRPO stage 2 on the kept train anchors. Val figures use every val sample's anchor (what the
     deployed cascade would see), ODE-sampled by the SFT VDM before and the GRPO VDM after."""
     params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
-    by_id = captions_by_id(captions)
-    train = AnchoredSamples(TripletSamples(train_triplets, by_id), anchors_of(anchor_captions, "train", True))
-    val = AnchoredSamples(TripletSamples(val_triplets, by_id), anchors_of(anchor_captions, "val", False))
+    train = AnchoredSamples(samples(train_triplets, captions), anchors_of(anchor_captions, "train", True))
+    val = AnchoredSamples(samples(val_triplets, captions), anchors_of(anchor_captions, "val", False))
     check_enough_anchors(train, params, world_size())
     vdm = sft_vdm
     run_key = fingerprint(params, sorted(train.anchors.items()), weights_fingerprint(vdm.transformer))
-    evaluation = params.eval.model_dump()
-    started = time.perf_counter()
-    before = evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation)
-    result = fit_stage2(vdm, scorer, params, train, run_context.paths, "grpo_vdm", run_key, fps=fps)
-    after = evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation)
+    run = measure_fit(
+        lambda: evaluate_stage2(vdm, scorer, val, params.rewards, **params.eval.model_dump()),
+        lambda: fit_stage2(vdm, scorer, params, train, run_context.paths, "grpo_vdm", run_key, fps=fps),
+    )
+    trainable = sum(p.numel() for p in vdm.transformer.parameters() if p.requires_grad)
     report = {
-        "train_anchors": len(train),
-        "trainable_parameters": sum(p.numel() for p in vdm.transformer.parameters() if p.requires_grad),
-        **result.summary(),
-        "node_seconds": round(time.perf_counter() - started, 2),
-        **before_after(before, after),
+        **run.report(train_anchors=len(train), trainable_parameters=trainable),
+        **before_after(run.before, run.after),
     }
     logger.info(
         "grpo_vdm: val total reward %.4f -> %.4f (seed std %.4f); motion %.4f -> %.4f (ground truth %.4f)",
-        before["total"],
-        after["total"],
+        run.before["total"],
+        run.after["total"],
         report["seed_spread"],
-        before["motion"],
-        after["motion"],
-        after["target_motion"],
+        run.before["motion"],
+        run.after["motion"],
+        run.after["target_motion"],
     )
     return vdm, report

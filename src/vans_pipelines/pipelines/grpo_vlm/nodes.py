@@ -5,7 +5,6 @@ logs and resumable checkpoints where ``run`` says."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import pandas as pd
@@ -14,11 +13,11 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
-from vans_pipelines.training.data import TripletSamples, captions_by_id, check_batch_fits
+from vans_pipelines.training.data import check_batch_fits, samples
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo import before_after
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
-from vans_pipelines.training.trainer import fingerprint, world_size
+from vans_pipelines.training.trainer import fingerprint, measure_fit, world_size
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -38,8 +37,7 @@ def train_grpo_vlm(
     """Joint-GRPO stage 1. The report holds the val reward (per reward, total, seed spread) before and
     after, and what training did (steps, time, TensorBoard folder)."""
     params: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    by_id = captions_by_id(captions)
-    train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
+    train, val = samples(train_triplets, captions), samples(val_triplets, captions)
     check_batch_fits("grpo_vlm.trainer.batch_size", params.trainer.batch_size, train, world_size())
     vlm, vdm = sft_vlm, sft_vdm
     # The key of resumable checkpoints: these settings on these input weights.
@@ -50,21 +48,16 @@ def train_grpo_vlm(
         "max_new_tokens": params.eval.max_new_tokens,
         "limit": params.eval.limit,
     }
-    started = time.perf_counter()
-    before = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
-    result = fit_stage1(vlm, vdm, scorer, params, train, run_context.paths, "grpo_vlm", run_key, fps=fps)
-    vlm.model.eval()
-    after = evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation)
-    report = {
-        "trainable_parameters": sum(p.numel() for p in vlm.model.parameters() if p.requires_grad),
-        **result.summary(),
-        "node_seconds": round(time.perf_counter() - started, 2),
-        **before_after(before, after),
-    }
+    run = measure_fit(
+        lambda: evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation),
+        lambda: fit_stage1(vlm, vdm, scorer, params, train, run_context.paths, "grpo_vlm", run_key, fps=fps),
+    )
+    trainable = sum(p.numel() for p in vlm.model.parameters() if p.requires_grad)
+    report = {**run.report(trainable_parameters=trainable), **before_after(run.before, run.after)}
     logger.info(
         "grpo_vlm: val total reward %.4f -> %.4f (seed std %.4f)",
-        before["total"],
-        after["total"],
+        run.before["total"],
+        run.after["total"],
         report["seed_spread"],
     )
     return vlm, report

@@ -166,7 +166,6 @@ class AblationTrainer:
                 fps=self.fps,
                 render_cache=self._renders,
             )
-            vlm.model.eval()
             self.vlms[key] = vlm
             self._record(key, recipe, "stage1", result, seed=params.trainer.seed, trained="vlm")
         return key

@@ -23,7 +23,7 @@ from vans_pipelines.metrics import motion
 from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
-from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
+from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed, first_occurrences
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
 from vans_pipelines.rl.rewards import VIDEO_REWARDS
@@ -106,12 +106,7 @@ def render(
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((len(contexts), *shape), generator=generator).repeat_interleave(repeats, dim=0)
     keys = [(i // repeats, caption) for i, caption in enumerate(captions)]
-    position: dict[tuple[int, str], int] = {}  # each distinct (context, caption): its row among the renders
-    rows = []  # the first sample of each
-    for i, key in enumerate(keys):
-        if key not in position:
-            position[key] = len(rows)
-            rows.append(i)
+    rows, index = first_occurrences(keys)  # the first sample of each distinct (context, caption)
     digests = [hashlib.blake2b(np.ascontiguousarray(c).tobytes(), digest_size=16).digest() for c in contexts]
     cached = {} if cache is None else cache
     stored = [(seed, num_steps, frames, digests[keys[i][0]], keys[i][1]) for i in rows]
@@ -127,7 +122,7 @@ def render(
             )
         cached.update({stored[k]: clip for k, clip in zip(missing, clips, strict=True)})
     rendered = np.stack([cached[key] for key in stored])
-    return rendered[[position[key] for key in keys]]
+    return rendered[index.numpy()]
 
 
 def stage1_rewards(

@@ -28,15 +28,18 @@ from lightning.pytorch.callbacks import Callback
 
 from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.render import render
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, VisionLanguageModel, build_tiny_vlm, prompt_text
+from vans_pipelines.models.vdm import Conditioning
+from vans_pipelines.models.vlm import VisionLanguageModel, prompt_text
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.rl.rewards import REWARDS
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples
-from vans_pipelines.training.grpo import manual_trainer_config
-from vans_pipelines.training.grpo_vlm import GRPOVLMModule, SamplingConfig, render
+from vans_pipelines.samples import TripletSamples
+from vans_pipelines.training.data import SamplesDataModule
+from vans_pipelines.training.grpo import GRPOSettings, manual_trainer_config
+from vans_pipelines.training.grpo_vlm import GRPOVLMModule, SamplingConfig
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 from vans_pipelines.world import reasoning_for, render_split
 from vans_pipelines.world.events import Event
@@ -98,12 +101,14 @@ def ours(samples, vlm, vdm, scorer, steps: int, text_only: bool) -> list[float]:
         vlm,
         vdm,
         scorer,
-        GRPOConfig(group_size=G, loss_type="grpo"),
-        WEIGHTS,
-        OptimConfig(lr=LR, schedule="constant"),
+        GRPOSettings(
+            GRPOConfig(group_size=G, loss_type="grpo"),
+            WEIGHTS,
+            OptimConfig(lr=LR, schedule="constant"),
+            log_samples_every=0,
+        ),
         SamplingConfig(temperature=TEMPERATURE, max_new_tokens=NEW_TOKENS),
         render_steps=RENDER_STEPS,
-        log_samples_every=0,
     )
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:

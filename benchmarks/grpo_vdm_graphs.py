@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.vdm import Conditioning
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.grpo_vdm import sample_trajectories, trajectory_losses

@@ -31,13 +31,10 @@ from omegaconf import OmegaConf
 
 from benchmarks.stage_times import ROOT
 from benchmarks.training_seeds import parse_params
-from vans_pipelines.models.vdm import build_tiny_vdm
+from vans_pipelines.models.tiny import build_tiny_vdm
 from vans_pipelines.params import VDMParams, parse_section
-from vans_pipelines.training.data import (
-    SamplesDataModule,
-    TripletSamples,
-    captions_by_id,
-)
+from vans_pipelines.samples import TripletSamples, captions_by_id
+from vans_pipelines.training.data import SamplesDataModule
 from vans_pipelines.training.trainer import RunPaths, fit
 from vans_pipelines.training.vdm_sft import (
     LatentSamples,

@@ -18,8 +18,9 @@ from collections.abc import Callable
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
+from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.vdm import Conditioning
 from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d
 
 

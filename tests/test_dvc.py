@@ -26,6 +26,7 @@ TINY_TUNE = {"tune": {"n_trials": 2, "steps": 2, "report_every": 1, "val_limit":
 TINY_ABLATE = {
     "ablate": {
         "seeds": [0],
+        "compile_vdm": False,  # compiling is covered by the ablate pipeline test
         "eval": {"num_steps": 2, "max_new_tokens": 16},
         "variants": {"cascade_as_one": {"cascade": {"max_steps": 2}}},
     }

@@ -10,10 +10,10 @@ from vans_pipelines.evaluation.ablation import (
     check_claim,
     combine_seeds,
     flat_summary,
-    markdown_report,
     proxy_correlations,
     summarise,
 )
+from vans_pipelines.evaluation.ablation_report import markdown_report
 from vans_pipelines.evaluation.systems import Evaluation, Reference
 
 N = 40  # test samples

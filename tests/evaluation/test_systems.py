@@ -4,20 +4,14 @@ import pytest
 from sacrebleu.metrics import BLEU
 
 from tests.training.worlds import captioned_world
+from vans_pipelines.evaluation.comparison import paired_comparison, winners
 from vans_pipelines.evaluation.features import ScorerFeatures
-from vans_pipelines.evaluation.systems import (
-    SYSTEMS,
-    caption_metrics,
-    evaluate_systems,
-    paired_comparison,
-    system_by_name,
-    winners,
-)
+from vans_pipelines.evaluation.systems import SYSTEMS, caption_metrics, evaluate_systems, system_by_name
 from vans_pipelines.metrics import bleu, clip_motion, frechet_distance, motion
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
-from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
+from vans_pipelines.models.vdm import Conditioning
+from vans_pipelines.samples import TripletSamples
 from vans_pipelines.world.captions import PHRASINGS, all_captions, parse_caption
 from vans_pipelines.world.events import Event
 

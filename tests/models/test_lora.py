@@ -10,8 +10,9 @@ from peft import PeftModel
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from vans_pipelines.models.lora import LoraSpec, load_lora, save_lora
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, VideoDiffusionModel, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, VisionLanguageModel, build_tiny_vlm
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
+from vans_pipelines.models.vdm import Conditioning, VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
 
 
 def moved(module: torch.nn.Module, seed: int) -> None:

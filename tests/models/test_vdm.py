@@ -1,18 +1,19 @@
+import copy
+
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan
 
 from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vdm import (
     Conditioning,
-    TinyVDMSpec,
     VideoDiffusionModel,
-    build_tiny_vdm,
     first_occurrences,
     to_model_video,
     to_uint8_video,
-    vae_factors,
 )
+from vans_pipelines.models.wan_vae import vae_factors
 
 
 def videos(n=2, frames=8, seed=0):
@@ -143,3 +144,40 @@ def test_context_latents_keep_one_latent_per_frame_when_the_vae_compresses_time(
     assert latents.shape == (2, 8, 3, 16, 16)
     cond = vdm.encode_context(context, latent_frames=4)
     torch.testing.assert_close(cond, vdm.context_condition(latents, 4))
+
+
+def test_compiled_transformer_matches_eager_in_copies_and_after_an_adapter_is_added(tokenizer):
+    """compile_transformer changes float rounding only: velocities and LoRA gradients equal eager ones to
+    float tolerance, also in a deep copy (which compiles its own transformer) given an adapter later."""
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    with torch.no_grad():
+        noise, text, cond = vdm.prepare(
+            ["the red circle falls."] * 2, videos(frames=4), 4, 32, 32, torch.Generator().manual_seed(0)
+        )
+    sigma = torch.tensor(0.7)
+    eager = vdm.velocity(noise, sigma, text, cond)
+    vdm.compile_transformer()
+    torch.testing.assert_close(vdm.velocity(noise, sigma, text, cond), eager, rtol=1e-4, atol=1e-5)
+
+    copied = copy.deepcopy(vdm)
+    assert copied._forward() is not vdm._forward()
+    copied.add_lora(LoraSpec(rank=2, alpha=4, target_modules=("to_q", "to_v")))
+    for name, param in copied.transformer.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+
+    def velocity_and_grads(model):
+        out = model.velocity(noise, sigma, text, cond)
+        out.square().mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.transformer.named_parameters() if p.requires_grad}
+        model.transformer.zero_grad()
+        return out.detach(), grads
+
+    compiled_out, compiled_grads = velocity_and_grads(copied)
+    copied.compile_transformer(False)
+    eager_out, eager_grads = velocity_and_grads(copied)
+    assert not torch.allclose(eager_out, eager)  # the adapter is in the compiled graph
+    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-4, atol=1e-5)
+    assert eager_grads.keys() == compiled_grads.keys() and eager_grads
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(compiled_grads[name], grad, rtol=1e-3, atol=1e-5)

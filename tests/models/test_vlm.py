@@ -4,13 +4,8 @@ import torch
 
 from vans_pipelines.models.answer_format import format_answer
 from vans_pipelines.models.lora import LoraSpec, adapters_disabled
-from vans_pipelines.models.vlm import (
-    TinyVLMSpec,
-    VideoProcessing,
-    VisionLanguageModel,
-    build_tiny_vlm,
-    video_inputs,
-)
+from vans_pipelines.models.tiny import TinyVLMSpec, build_tiny_vlm
+from vans_pipelines.models.vlm import VideoProcessing, VisionLanguageModel, video_inputs
 
 
 def clips(n=2, frames=16, seed=0):

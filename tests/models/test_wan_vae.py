@@ -5,7 +5,8 @@ import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.vdm import Conditioning
 from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d, use_single_frame_convolutions
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vans_pipelines.models.lora import LoraSpec, adapters_disabled
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm, to_uint8_video
+from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.vdm import Conditioning, to_uint8_video
 from vans_pipelines.rl.flow_sde import SDEConfig, gaussian_kl, sample_sde, sde_step, sigma_cap, step_kl
 
 

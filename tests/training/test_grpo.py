@@ -12,13 +12,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.training.worlds import CrashAt, captioned_world
 from vans_pipelines.models.answer_format import format_answer
 from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.models.render import render
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
+from vans_pipelines.models.vdm import Conditioning
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples, collate
-from vans_pipelines.training.grpo import manual_trainer_config
+from vans_pipelines.samples import TripletSamples, collate
+from vans_pipelines.training.data import SamplesDataModule
+from vans_pipelines.training.grpo import GRPOSettings, manual_trainer_config
 from vans_pipelines.training.grpo_vdm import (
     AnchoredSamples,
     GRPOVDMModule,
@@ -31,7 +33,6 @@ from vans_pipelines.training.grpo_vlm import (
     SamplingConfig,
     completion_logprobs,
     evaluate_stage1,
-    render,
 )
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 
@@ -81,12 +82,9 @@ def stage1(world, grpo=None, lr=1e-2):
         vlm,
         vdm,
         scorer,
-        grpo or GRPOConfig(group_size=4),
-        VLM_REWARDS,
-        OptimConfig(lr=lr),
+        GRPOSettings(grpo or GRPOConfig(group_size=4), VLM_REWARDS, OptimConfig(lr=lr), log_samples_every=1),
         SamplingConfig(temperature=1.0, max_new_tokens=12),
         render_steps=2,
-        log_samples_every=1,
     )
 
 
@@ -203,11 +201,13 @@ def test_stage2_trains_only_the_transformer_adapter_and_logs_motion(world, tmp_p
     module = GRPOVDMModule(
         vdm,
         scorer,
-        GRPOConfig(group_size=2, num_iterations=2, beta=0.01),
-        VDM_REWARDS,
-        OptimConfig(lr=1e-2),
+        GRPOSettings(
+            GRPOConfig(group_size=2, num_iterations=2, beta=0.01),
+            VDM_REWARDS,
+            OptimConfig(lr=1e-2),
+            log_samples_every=1,
+        ),
         SDEConfig(num_steps=3, noise_level=0.7, window_start=1),
-        log_samples_every=1,
     )
     result = fit(
         module,
@@ -358,11 +358,13 @@ def test_stage2_with_kept_graphs_trains_the_same_adapter_with_fewer_model_calls(
         module = GRPOVDMModule(
             model,
             scorer,
-            GRPOConfig(group_size=2, num_iterations=iterations, beta=0.01),
-            VDM_REWARDS,
-            OptimConfig(lr=1e-2),
+            GRPOSettings(
+                GRPOConfig(group_size=2, num_iterations=iterations, beta=0.01),
+                VDM_REWARDS,
+                OptimConfig(lr=1e-2),
+                log_samples_every=0,
+            ),
             SDEConfig(num_steps=3, noise_level=0.7, window_end=2, keep_graphs=keep),
-            log_samples_every=0,
         )
         fit(
             module,

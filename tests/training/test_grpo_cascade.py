@@ -10,11 +10,13 @@ from tests.training.test_grpo import GEOMETRY, scalar_tags, trainer
 from tests.training.worlds import captioned_world
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
+from vans_pipelines.models.vdm import Conditioning
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig, group_advantages
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples, collate
+from vans_pipelines.samples import TripletSamples, collate
+from vans_pipelines.training.data import SamplesDataModule
+from vans_pipelines.training.grpo import GRPOSettings
 from vans_pipelines.training.grpo_cascade import GRPOCascadeModule
 from vans_pipelines.training.grpo_vdm import trajectory_losses
 from vans_pipelines.training.grpo_vlm import SamplingConfig, token_policy_loss
@@ -42,14 +44,11 @@ def cascade(world, grpo=None, grpo_vdm=None):
         vlm,
         vdm,
         scorer,
-        grpo or GRPOConfig(group_size=2),
-        grpo_vdm or GRPOConfig(group_size=8, beta=0.01),
-        REWARDS,
-        OptimConfig(lr=1e-2),
-        OptimConfig(lr=5e-3),
+        GRPOSettings(grpo or GRPOConfig(group_size=2), REWARDS, OptimConfig(lr=1e-2), log_samples_every=1),
         SamplingConfig(temperature=1.0, max_new_tokens=12),
+        grpo_vdm or GRPOConfig(group_size=8, beta=0.01),
+        OptimConfig(lr=5e-3),
         SDEConfig(num_steps=3, noise_level=0.7, window_end=2),
-        log_samples_every=1,
     )
 
 
@@ -114,9 +113,11 @@ def test_the_loss_is_the_caption_loss_plus_the_video_steps_losses(world, monkeyp
     total, stats = module.update(rollout, adv.advantages, mask, 0)
     with torch.no_grad():
         text, _ = token_policy_loss(
-            module.vlm, rollout.data, adv.advantages, mask, module.grpo, module.sampling
+            module.vlm, rollout.completions, adv.advantages, mask, module.grpo, module.sampling
         )
-        steps = trajectory_losses(module.vdm, rollout.data, adv.advantages, mask, module.grpo_vdm, module.sde)
+        steps = trajectory_losses(
+            module.vdm, rollout.trajectories, adv.advantages, mask, module.grpo_vdm, module.sde
+        )
         expected = float(text) + sum(float(loss) for loss, _ in steps)
     assert total == pytest.approx(expected, rel=1e-5)
     assert stats.ratio_mean == pytest.approx(1.0, abs=1e-6) and stats.kl_mean is not None

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from tests.training.worlds import CrashAt, captioned_world
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vlm import TinyVLMSpec, build_tiny_vlm
-from vans_pipelines.training.data import FrameSamples, SamplesDataModule, TripletSamples, collate_frames
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
+from vans_pipelines.models.vdm import Conditioning
+from vans_pipelines.samples import TripletSamples
+from vans_pipelines.training.data import FrameSamples, SamplesDataModule, collate_frames
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 from vans_pipelines.training.vdm_sft import VAEFitModule, VDMSFTModule, evaluate_vae, evaluate_vdm
 from vans_pipelines.training.vlm_sft import VLMSFTModule, evaluate_vlm

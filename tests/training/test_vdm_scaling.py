@@ -5,8 +5,8 @@ import torch
 
 from benchmarks.vdm_scaling import LAYOUTS, train_and_measure, vdm_params, with_layout
 from tests.training.worlds import captioned_world
-from vans_pipelines.models.vdm import TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.training.data import TripletSamples
+from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.samples import TripletSamples
 from vans_pipelines.training.trainer import RunPaths
 from vans_pipelines.training.vdm_sft import encode_latents, fit_vae
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import fsspec
+from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_protocol_and_path
 
 
@@ -57,3 +58,32 @@ def atomic_file(fs: fsspec.AbstractFileSystem, path: str, mode: str = "wb") -> I
             fs.rm(tmp)
         raise
     fs.mv(tmp, path)
+
+
+class FsspecDataset(AbstractDataset):
+    """What the project's file datasets share: a ``path`` on any fsspec filesystem (``credentials`` and
+    ``fs_args`` as Kedro's own datasets take them), Kedro's ``metadata``, and a clear error when loading
+    what no stage has written yet. Subclasses add their own arguments and ``_describe`` entries."""
+
+    def __init__(
+        self,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
+        self.metadata = metadata
+
+    def _require(self, path: str | None = None) -> str:
+        """``path`` (by default the dataset's) if it exists, else a :class:`DatasetError` saying so."""
+        path = self._path if path is None else path
+        if not self._fs.exists(path):
+            raise DatasetError(f"{path} does not exist; run the stage that writes it first")
+        return path
+
+    def _exists(self) -> bool:
+        return self._fs.exists(self._path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "protocol": self._protocol}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from vans_pipelines.datasets._fs import atomic_file, resolve_filesystem
+from vans_pipelines.datasets._fs import FsspecDataset, atomic_file
 
 
-class AtomicJSONDataset(AbstractDataset[Any, Any]):
+class AtomicJSONDataset(FsspecDataset):
     """Any JSON-serialisable value in one file, written via a temporary file and a rename.
 
     Example catalog entry::
@@ -29,13 +29,11 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
+        super().__init__(path, credentials, fs_args, metadata)
         self._indent = indent
-        self.metadata = metadata
 
     def load(self) -> Any:
-        if not self._fs.exists(self._path):
-            raise DatasetError(f"{self._path} does not exist; run the stage that writes it first")
+        self._require()
         with self._fs.open(self._path, "r") as f:
             try:
                 return json.load(f)
@@ -46,9 +44,3 @@ class AtomicJSONDataset(AbstractDataset[Any, Any]):
         text = json.dumps(data, indent=self._indent, sort_keys=False, default=str)  # fails before any write
         with atomic_file(self._fs, self._path, "w") as f:
             f.write(text + "\n")
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "protocol": self._protocol}

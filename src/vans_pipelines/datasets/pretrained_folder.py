@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from vans_pipelines.datasets._fs import atomic_directory, resolve_filesystem
+from vans_pipelines.datasets._fs import FsspecDataset, atomic_directory
 
 
 def _import(dotted: str) -> Any:
@@ -20,7 +20,7 @@ def _import(dotted: str) -> Any:
         raise DatasetError(f"cannot import loader {dotted!r}: {err}") from err
 
 
-class PretrainedFolderDataset(AbstractDataset[Any, Any]):
+class PretrainedFolderDataset(FsspecDataset):
     """Any object with ``save_pretrained(dir)``, loaded back by ``loader`` (a class or function path
     with ``from_pretrained(dir)`` / called with ``dir``). Saves go to a temporary folder that replaces the
     old one only when complete. Remote paths (fsspec) are staged through a local temporary folder.
@@ -42,9 +42,8 @@ class PretrainedFolderDataset(AbstractDataset[Any, Any]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
+        super().__init__(path, credentials, fs_args, metadata)
         self._loader_path = loader
-        self.metadata = metadata
 
     @property
     def _local(self) -> bool:
@@ -56,8 +55,7 @@ class PretrainedFolderDataset(AbstractDataset[Any, Any]):
         return load(directory)
 
     def load(self) -> Any:
-        if not self._fs.exists(self._path):
-            raise DatasetError(f"{self._path} does not exist; run the stage that writes it first")
+        self._require()
         if self._local:
             return self._load_from(self._path)
         with tempfile.TemporaryDirectory() as tmp:
@@ -75,9 +73,6 @@ class PretrainedFolderDataset(AbstractDataset[Any, Any]):
         with tempfile.TemporaryDirectory() as local, atomic_directory(self._fs, self._path) as tmp:
             data.save_pretrained(local)
             self._fs.put(local.rstrip("/") + "/", tmp, recursive=True)
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "protocol": self._protocol, "loader": self._loader_path}

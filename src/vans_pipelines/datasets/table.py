@@ -6,12 +6,12 @@ import io
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from vans_pipelines.datasets._fs import atomic_file, resolve_filesystem
+from vans_pipelines.datasets._fs import FsspecDataset, atomic_file
 
 
-class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+class AtomicParquetDataset(FsspecDataset):
     """Example catalog entry::
 
     captions:
@@ -27,12 +27,10 @@ class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
-        self.metadata = metadata
+        super().__init__(path, credentials, fs_args, metadata)
 
     def load(self) -> pd.DataFrame:
-        if not self._fs.exists(self._path):
-            raise DatasetError(f"{self._path} does not exist; run the stage that writes it first")
+        self._require()
         with self._fs.open(self._path, "rb") as f:
             return pd.read_parquet(f)
 
@@ -43,9 +41,3 @@ class AtomicParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         data.to_parquet(buffer, index=False)  # fails before anything is written
         with atomic_file(self._fs, self._path, "wb") as f:
             f.write(buffer.getvalue())
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "protocol": self._protocol}

@@ -17,16 +17,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
-from vans_pipelines.datasets._fs import atomic_directory, resolve_filesystem
+from vans_pipelines.datasets._fs import FsspecDataset, atomic_directory
 from vans_pipelines.triplets import ClipPair, TripletSet, check_clip
 from vans_pipelines.video.io import decode_all, encode_video
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-class TripletDataset(AbstractDataset[TripletSet, TripletSet]):
+class TripletDataset(FsspecDataset):
     """Saves and loads a :class:`~vans_pipelines.triplets.TripletSet` on any fsspec filesystem.
 
     Saves are atomic: the set is written to a temporary sibling directory and renamed into place, so
@@ -57,10 +57,9 @@ class TripletDataset(AbstractDataset[TripletSet, TripletSet]):
             raise DatasetError(
                 f"TripletDataset({path}): clip_format must be 'npz' or 'mp4', got {clip_format!r}"
             )
-        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
+        super().__init__(path, credentials, fs_args, metadata)
         self._clip_format = clip_format
         self._fps = fps
-        self.metadata = metadata
 
     # --------------------------------------------------------------------------------------------- paths
     def _index_path(self, root: str) -> str:

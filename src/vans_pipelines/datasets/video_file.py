@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 from PIL import Image
 
-from vans_pipelines.datasets._fs import atomic_file, resolve_filesystem
+from vans_pipelines.datasets._fs import FsspecDataset, atomic_file
 from vans_pipelines.video.io import decode_all, encode_video
 
 
-class VideoFileDataset(AbstractDataset[np.ndarray, np.ndarray]):
+class VideoFileDataset(FsspecDataset):
     """Saves frames as H.264 mp4 (widely playable, lossy) or an animated gif, chosen by the extension;
     written via a temporary file and a rename. Loads the decoded frames.
 
@@ -33,16 +33,14 @@ class VideoFileDataset(AbstractDataset[np.ndarray, np.ndarray]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self._protocol, self._path, self._fs = resolve_filesystem(path, credentials, fs_args)
+        super().__init__(path, credentials, fs_args, metadata)
         self._format = self._path.rsplit(".", 1)[-1].lower()
         if self._format not in ("mp4", "gif"):
             raise DatasetError(f"{path}: VideoFileDataset writes .mp4 or .gif files")
         self._fps = fps
-        self.metadata = metadata
 
     def load(self) -> np.ndarray:
-        if not self._fs.exists(self._path):
-            raise DatasetError(f"{self._path} does not exist; run the stage that writes it first")
+        self._require()
         with self._fs.open(self._path, "rb") as f:
             if self._format == "gif":
                 image = Image.open(f)
@@ -72,9 +70,6 @@ class VideoFileDataset(AbstractDataset[np.ndarray, np.ndarray]):
                 )
             else:
                 encode_video(frames, f, fps=self._fps, codec="libx264")
-
-    def _exists(self) -> bool:
-        return self._fs.exists(self._path)
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "protocol": self._protocol, "fps": self._fps}

@@ -10,19 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from torch.utils.data import Dataset
 
+from vans_pipelines.evaluation.comparison import paired_comparison
 from vans_pipelines.evaluation.features import VideoFeatures
-from vans_pipelines.evaluation.systems import (
-    Evaluation,
-    System,
-    evaluate_systems,
-    paired_comparison,
-    system_by_name,
-)
+from vans_pipelines.evaluation.systems import Evaluation, System, evaluate_systems, system_by_name
 from vans_pipelines.training.ablation import AblationTrainer, Recipe
 
 #: Reference systems of the ablation (seed-independent: the SFT models and the static floor).
@@ -344,137 +338,3 @@ def proxy_correlations(
                 **pearson_with_interval(part[proxy].to_numpy(), part[verdict].to_numpy()),
             }
     return out
-
-
-def _cell(metric: Mapping[str, Any]) -> str:
-    spread = f" ± {metric['std']:.3f}" if len(metric.get("per_training_seed", [])) > 1 else ""
-    return f"{metric['mean']:.3f}{spread}"
-
-
-def markdown_report(ablation: Mapping[str, Any]) -> str:
-    """The ablation report: the headline, claim by claim, the verifiable reward, the proxies' agreement
-    with the oracle, and every recipe's figures."""
-    summary, baseline = ablation["systems"], ablation["baseline"]
-    seeds = ablation["training_seeds"]
-    event = {
-        n: s["metrics"]["event_accuracy"]["mean"]
-        for n, s in summary.items()
-        if "event_accuracy" in s["metrics"]
-    }
-    best = max((n for n in event if summary[n].get("ranked", True)), key=event.get)
-    lines = [
-        "# Ablations on the synthetic world, judged by its oracle",
-        "",
-        f"Every recipe was trained from the same SFT models with training seeds {seeds} and evaluated on "
-        f"{ablation['samples']} test samples (noise seeds {ablation['noise_seeds']}). "
-        f"The most right events: **{summary[best]['label']}** ({event[best]:.3f}); "
-        f"{summary[baseline]['label']}: {event[baseline]:.3f}; SFT cascade: "
-        f"{event.get('sft_cascade', float('nan')):.3f}; still frame: "
-        f"{event.get('still_frame', float('nan')):.3f}.",
-        "",
-        "A verdict needs the paired difference (per test sample, averaged over training and noise seeds) "
-        "beyond two standard errors; **holds** also needs every training seed to agree.",
-        "",
-        "## The paper's claims",
-        "",
-        *_claims_table(ablation["claims"]),
-        "",
-        "## A verifiable reward",
-        "",
-        "The oracle's reading of the rendered answer as the reward (stage 1 and stage 2), alone "
-        "(`oracle_reward`) and added to the paper's rewards (`paper_plus_oracle`).",
-        "",
-        *_claims_table(ablation["questions"]),
-        "",
-        "How well the proxy rewards track the oracle's verdict over the test answers (Pearson r; with a "
-        "0/1 verdict, the point-biserial correlation; 95 % interval):",
-        "",
-        "| proxy | verdict | r, all recipes | r, " + baseline + " |",
-        "|---|---|---|---|",
-    ]
-    for proxy, entry in ablation["correlations"]["all"].items():
-        own = ablation["correlations"]["baseline"].get(proxy, {})
-        lines.append(f"| {LABELS[proxy]} | {entry['verdict']} | {_r(entry)} | {_r(own) if own else 'n/a'} |")
-    lines += [
-        "",
-        "## Every recipe",
-        "",
-        *_recipes_table(summary),
-        "",
-        "## Each recipe against " + baseline,
-        "",
-    ]
-    lines += _comparison_table(ablation["comparisons"])
-    lines += [
-        "",
-        "## Training runs",
-        "",
-        f"{len(ablation['runs'])} runs, {ablation['seconds']:.0f} s in all (training and evaluation).",
-        "",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _r(entry: Mapping[str, Any]) -> str:
-    if np.isnan(entry["r"]):
-        return f"n/a (n = {entry['n']})"
-    return f"{entry['r']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}] (n = {entry['n']})"
-
-
-def _claims_table(claims: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = ["| claim | measured | per training seed | verdict |", "|---|---|---|---|"]
-    for c in claims:
-        per_seed = ", ".join(f"{d:+.3f}" for d in c["per_training_seed"])
-        lines.append(
-            f"| {c['claim']} | {LABELS[c['metric']]}: {c['ours']} {c['ours_value']:.3f} vs {c['baseline']} "
-            f"{c['baseline_value']:.3f} ({c['delta']:+.3f} ± {c['standard_error']:.3f} SE) | {per_seed} | "
-            f"**{c['verdict']}** |"
-        )
-    return lines
-
-
-def _recipes_table(summary: Mapping[str, Any]) -> list[str]:
-    metrics = list(COMPARED)
-    lines = ["| recipe | " + " | ".join(LABELS[m] for m in metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for name, system in summary.items():
-        cells = [_cell(system["metrics"][m]) if m in system["metrics"] else "" for m in metrics]
-        lines.append(f"| {name}: {system['label']} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Cells: mean ± std over training seeds (reference systems do not depend on them).")
-    return lines
-
-
-def _comparison_table(comparisons: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    metrics = list(COMPARED)
-    lines = ["| recipe | " + " | ".join(LABELS[m] for m in metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for name, comparison in comparisons.items():
-        cells = [
-            f"{comparison[m]['delta']:+.3f} ± {comparison[m]['standard_error']:.3f}"
-            if m in comparison
-            else ""
-            for m in metrics
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Cells: paired difference ± standard error (FVD: over noise and training seeds).")
-    return lines
-
-
-def plot_recipes(
-    summary: Mapping[str, Any], metrics: Sequence[str] = ("event_accuracy", "clip_v", "motion")
-) -> plt.Figure:
-    """One panel per metric: a bar per recipe (mean), a dot per training seed."""
-    names = list(summary)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        values = [summary[n]["metrics"].get(metric) for n in names]
-        ax.bar(range(len(names)), [v["mean"] if v else np.nan for v in values], color="tab:blue", alpha=0.6)
-        for i, v in enumerate(values):
-            if v:
-                seeds = v["per_training_seed"]
-                ax.scatter([i] * len(seeds), seeds, color="black", s=8, zorder=3)
-        ax.set_title(LABELS[metric])
-        ax.set_xticks(range(len(names)), names, rotation=50, ha="right", fontsize=7)
-    fig.suptitle("Ablation recipes (dots: training seeds)", fontsize=9)
-    fig.tight_layout()
-    return fig

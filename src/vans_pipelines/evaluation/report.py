@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,20 +71,25 @@ def _cell(value: Mapping[str, Any] | None, bold: bool, digits: int) -> str:
     return f"**{text}**" if bold else text
 
 
+def markdown_rows(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A markdown table's lines: the header, its rule, one line per row of cells."""
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
 def markdown_table(summary: Mapping[str, Any], metrics: Sequence[str], best: Mapping[str, list[str]]) -> str:
-    header = "| system | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |"
-    lines = [header, "|" + "---|" * (len(metrics) + 1)]
-    for name, system in summary.items():
-        cells = []
-        for metric in metrics:
-            value = system["metrics"].get(metric)
-            cells.append(_cell(value, name in best.get(metric, []), 4))
-        lines.append(f"| {system['label']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = (
+        [system["label"]] + [_cell(system["metrics"].get(m), name in best.get(m, []), 4) for m in metrics]
+        for name, system in summary.items()
+    )
+    return "\n".join(markdown_rows(["system", *(METRIC_LABELS.get(m, m) for m in metrics)], rows))
 
 
 def headline(comparison: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One line per headline metric of a :func:`~vans_pipelines.evaluation.systems.paired_comparison`:
+    """One line per headline metric of a :func:`~vans_pipelines.evaluation.comparison.paired_comparison`:
     Joint-GRPO against the SFT cascade, the paired difference, its standard error and the verdict."""
     lines = []
     for metric in HEADLINE:
@@ -137,9 +142,6 @@ def markdown_report(
     files: Mapping[str, str],
 ) -> str:
     """The report a person opens first: which system wins, our table, the paper's table, the files."""
-    text_metrics = [m for m in TEXT_METRICS if any(m in s["metrics"] for s in summary.values())]
-    video_metrics = [m for m in VIDEO_METRICS if any(m in s["metrics"] for s in summary.values())]
-    wins = pd.Series([n for names in best.values() for n in names]).value_counts()
     parts = [
         "# VANS evaluation report",
         "",
@@ -155,6 +157,21 @@ def markdown_report(
         "- Event accuracy: the synthetic world's oracle reads the event (object and action) back from the "
         "generated clip (video) or parses it from the predicted caption (caption).",
         "",
+        *_winners_section(summary, best, comparison or {}),
+        *_tables_section(summary, best),
+        "## Files",
+        "",
+        *[f"- {label}: `{path}`" for label, path in files.items()],
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _winners_section(
+    summary: Mapping[str, Any], best: Mapping[str, list[str]], comparison: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    wins = pd.Series([n for names in best.values() for n in names]).value_counts()
+    return [
         "## Which system wins",
         "",
         *[
@@ -165,8 +182,15 @@ def markdown_report(
         "Joint-GRPO against the SFT cascade (paired: the same test samples and noise draws; a verdict "
         "needs a difference beyond two standard errors):",
         "",
-        *headline(comparison or {}),
+        *headline(comparison),
         "",
+    ]
+
+
+def _tables_section(summary: Mapping[str, Any], best: Mapping[str, list[str]]) -> list[str]:
+    text_metrics = [m for m in TEXT_METRICS if any(m in s["metrics"] for s in summary.values())]
+    video_metrics = [m for m in VIDEO_METRICS if any(m in s["metrics"] for s in summary.values())]
+    return [
         "## Captions",
         "",
         markdown_table(summary, text_metrics, best),
@@ -183,12 +207,7 @@ def markdown_report(
         "",
         frame_markdown(PAPER_TABLE),
         "",
-        "## Files",
-        "",
-        *[f"- {label}: `{path}`" for label, path in files.items()],
-        "",
     ]
-    return "\n".join(parts)
 
 
 def plot_metric_bars(summary: Mapping[str, Any], metrics: Sequence[str] = HEADLINE) -> plt.Figure:
@@ -316,3 +335,35 @@ def video_grid(
     grid = np.concatenate(rows, axis=1)
     # Even sizes for H.264 (yuv420p).
     return np.ascontiguousarray(grid[:, : grid.shape[1] // 2 * 2, : grid.shape[2] // 2 * 2])
+
+
+def plot_optimisation_history(trials: Sequence[Mapping[str, Any]]) -> plt.Figure:
+    """A study's trial values (grey: pruned) and the best so far."""
+    trials = [t for t in trials if t["value"] is not None]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    numbers = [t["number"] for t in trials]
+    values = [t["value"] for t in trials]
+    colours = ["tab:blue" if t["state"] == "COMPLETE" else "tab:grey" for t in trials]
+    ax.scatter(numbers, values, c=colours, label="trial (grey: pruned)")
+    best = pd.Series(values).cummax() if values else pd.Series(dtype=float)
+    ax.step(numbers, best, where="post", color="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("val objective")
+    ax.set_title("Optuna optimisation history")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_parameter_importance(importances: Mapping[str, float]) -> plt.Figure:
+    """A study's parameter importances (fANOVA), most important on top."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    if importances:
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names], color="tab:blue")
+        ax.set_xlabel("importance (fANOVA)")
+    else:
+        ax.text(0.5, 0.5, "fewer than 2 complete trials", ha="center", va="center")
+    ax.set_title("Parameter importance")
+    fig.tight_layout()
+    return fig

@@ -26,10 +26,11 @@ from vans_pipelines.metrics import (
     rouge_l,
 )
 from vans_pipelines.models.answer_format import parse_answer
+from vans_pipelines.models.render import render
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
-from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed
+from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.training.data import ordered_batches
+from vans_pipelines.samples import ordered_batches
 from vans_pipelines.world.events import Event
 
 
@@ -129,36 +130,6 @@ def caption_metrics(
     summary["rouge_l"] = float(rouge.mean())
     summary["caption_event_accuracy"] = float(np.mean(event_ok))
     return summary, rouge, event_ok
-
-
-@torch.no_grad()
-def render_answers(
-    vdm: VideoDiffusionModel,
-    captions: Sequence[str],
-    contexts: np.ndarray,
-    *,
-    frames: int,
-    num_steps: int,
-    seed: int,
-    batch_size: int = 32,
-) -> np.ndarray:
-    """ODE samples (the deployed sampler) of each caption with its sample's context: uint8
-    ``[N, T, H, W, 3]``. Noise depends on the seed and the sample's position only, so two systems see
-    the same draw for the same sample (a paired comparison)."""
-    for part in vdm.modules().values():
-        part.eval()
-    clips = []
-    for start in range(0, len(contexts), batch_size):
-        clips.append(
-            vdm.sample(
-                list(captions[start : start + batch_size]),
-                contexts[start : start + batch_size],
-                frames=frames,
-                num_steps=num_steps,
-                seed=eval_noise_seed(seed, start),
-            )
-        )
-    return np.concatenate(clips)
 
 
 @dataclass
@@ -272,138 +243,83 @@ def evaluate_systems(
         raise ValueError("evaluate.seeds: give at least one seed")
     reference = Reference.of(samples, limit)
     reference_features = features(list(reference.targets))
-    frames = reference.targets.shape[1]
     captions = {
         key: answer_captions(vlms[key], reference, max_new_tokens=max_new_tokens, batch_size=batch_size)
         for key in dict.fromkeys(s.vlm for s in systems if s.writes_captions)
     }
+    rendering = {"frames": reference.targets.shape[1], "num_steps": num_steps, "batch_size": batch_size}
     summary: dict[str, Any] = {}
     rows: list[pd.DataFrame] = []
     answers: dict[str, np.ndarray] = {}
-    held = np.repeat(reference.contexts[:, -1:], frames, axis=1)
     for system in systems:
-        metrics: dict[str, Any] = {}
-        base = pd.DataFrame(
-            {"system": system.name, "sample_id": reference.sample_ids, "question": reference.questions}
-        )
-        base["truth"] = reference.captions
-        predicted = reference.captions if system.vlm == "truth" else None
-        if system.writes_captions:
-            predicted = captions[system.vlm]["caption"].tolist()
-            text, rouge, caption_event = caption_metrics(predicted, reference.captions, reference.events)
-            metrics.update({name: _spread([value] * len(seeds)) for name, value in text.items()})
-            base = base.assign(caption=predicted, rouge_l=rouge, caption_event=caption_event)
+        metrics, base, predicted = _caption_figures(system, captions.get(system.vlm), reference, len(seeds))
         if system.vdm is None:
             rows.append(base.assign(seed=np.nan))
         else:
-            per_seed: dict[str, list[float]] = {}
-            for seed in seeds:
-                clips = held
-                if system.vdm != "still":
-                    clips = render_answers(
-                        vdms[system.vdm],
-                        predicted,
-                        reference.contexts,
-                        frames=frames,
-                        num_steps=num_steps,
-                        seed=seed,
-                        batch_size=batch_size,
-                    )
-                seed_summary, seed_samples = video_metrics(
-                    clips, reference, scorer, features, reference_features
-                )
-                for name, value in seed_summary.items():
-                    per_seed.setdefault(name, []).append(value)
-                rows.append(base.assign(seed=seed, **seed_samples))
-                if seed == seeds[0]:
-                    answers[system.name] = clips[:keep_clips]
-            metrics.update({name: _spread(values) for name, values in per_seed.items()})
-        summary[system.name] = {
-            "label": system.label,
-            "vlm": system.vlm,
-            "vdm": system.vdm,
-            "ranked": system.ranked,
-            "metrics": metrics,
-        }
-        if system.writes_captions:
-            summary[system.name]["well_formed"] = float(captions[system.vlm]["well_formed"].mean())
-    table = pd.concat(rows, ignore_index=True)
-    return Evaluation(summary, table, answers, reference)
+            vdm = vdms[system.vdm] if system.vdm != "still" else None
+            video, video_rows, first = _video_figures(
+                vdm, predicted, base, reference, seeds, scorer, features, reference_features, rendering
+            )
+            metrics.update(video)
+            rows.extend(video_rows)
+            answers[system.name] = first[:keep_clips]
+        summary[system.name] = _system_entry(system, metrics, captions.get(system.vlm))
+    return Evaluation(summary, pd.concat(rows, ignore_index=True), answers, reference)
 
 
-def winners(summary: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The best systems per metric (lowest FVD, highest elsewhere); systems tied on the best mean (e.g.
-    two systems sharing one VLM on caption metrics) all win; a metric on which every system ties (or an
-    informational one, motion) has no winner. Systems that read the ground truth are not ranked."""
-    best: dict[str, list[str]] = {}
-    for metric in dict.fromkeys(m for s in summary.values() for m in s["metrics"] if m not in NOT_RANKED):
-        scores = {}
-        for name, system in summary.items():
-            if not system.get("ranked", True):
-                continue
-            value = system["metrics"].get(metric)
-            if value is not None and not np.isnan(value["mean"]):
-                scores[name] = -value["mean"] if metric in LOWER_IS_BETTER else value["mean"]
-        if scores and max(scores.values()) - min(scores.values()) > 1e-12:  # all tied: nobody wins
-            top = max(scores.values())
-            best[metric] = [n for n, v in scores.items() if v >= top - 1e-12]
-    return best
+def _caption_figures(
+    system: System, captions: pd.DataFrame | None, reference: Reference, num_seeds: int
+) -> tuple[dict[str, Any], pd.DataFrame, list[str] | None]:
+    """A system's caption metrics (the same for every seed: captions are greedy), its per-sample rows so
+    far, and the captions its VDM renders (the ground truth's for the ``truth`` VLM)."""
+    base = pd.DataFrame(
+        {"system": system.name, "sample_id": reference.sample_ids, "question": reference.questions}
+    )
+    base["truth"] = reference.captions
+    if not system.writes_captions:
+        return {}, base, reference.captions if system.vlm == "truth" else None
+    predicted = captions["caption"].tolist()
+    text, rouge, caption_event = caption_metrics(predicted, reference.captions, reference.events)
+    metrics = {name: _spread([value] * num_seeds) for name, value in text.items()}
+    return metrics, base.assign(caption=predicted, rouge_l=rouge, caption_event=caption_event), predicted
 
 
-#: Per-sample columns of the samples table behind each headline metric (FVD is a set statistic).
-PER_SAMPLE = {
-    "rouge_l": "rouge_l",
-    "caption_event_accuracy": "caption_event",
-    "clip_v": "clip_v",
-    "clip_t": "clip_t",
-    "event_accuracy": "event",
-}
-#: Informational columns: no system "wins" them (motion and likeness to the still frame have no better
-#: direction on their own; ground truth has its own).
-NOT_RANKED = frozenset({"motion", "still_similarity"})
-
-
-def paired_comparison(
-    summary: Mapping[str, Any],
-    samples: pd.DataFrame,
-    ours: str,
-    baseline: str,
-    columns: Mapping[str, str | None] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """``ours`` against ``baseline`` per metric, paired: per-sample differences (averaged over seeds)
-    and their standard error; FVD by its per-seed differences. The verdict is ``ahead`` / ``behind`` only
-    beyond two standard errors, else ``within noise`` (``tied`` when nothing differs). ``columns``: metric
-    -> per-sample column (``None``: per-seed values), by default the headline metrics and FVD."""
-    out: dict[str, dict[str, Any]] = {}
-    if ours not in summary or baseline not in summary:
-        return out
-    for metric, column in (columns or {**PER_SAMPLE, "fvd": None}).items():
-        a, b = summary[ours]["metrics"].get(metric), summary[baseline]["metrics"].get(metric)
-        if a is None or b is None or np.isnan(a["mean"]) or np.isnan(b["mean"]):
-            continue
-        if column is None:
-            diffs = np.subtract(a["per_seed"], b["per_seed"])
+def _video_figures(
+    vdm: VideoDiffusionModel | None,
+    captions: Sequence[str] | None,
+    base: pd.DataFrame,
+    reference: Reference,
+    seeds: Sequence[int],
+    scorer: VideoTextScorer,
+    features: VideoFeatures,
+    reference_features: np.ndarray,
+    rendering: Mapping[str, Any],
+) -> tuple[dict[str, Any], list[pd.DataFrame], np.ndarray]:
+    """One system's clips for each seed (``vdm`` None: the context's last frame held), scored: each
+    metric's spread over seeds, the per-sample rows, and the first seed's clips."""
+    per_seed: dict[str, list[float]] = {}
+    rows, first = [], None
+    for seed in seeds:
+        if vdm is None:
+            clips = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1)
         else:
-            per_sample = {
-                name: samples[samples["system"] == name].groupby("sample_id")[column].mean()
-                for name in (ours, baseline)
-            }
-            diffs = (per_sample[ours] - per_sample[baseline]).dropna().to_numpy()
-        delta = float(np.mean(diffs))
-        se = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
-        better = -delta if metric in LOWER_IS_BETTER else delta
-        if se == 0 and delta == 0:
-            verdict = "tied"
-        elif abs(delta) <= 2 * se:
-            verdict = "within noise"
-        else:
-            verdict = "ahead" if better > 0 else "behind"
-        out[metric] = {
-            "ours": a["mean"],
-            "baseline": b["mean"],
-            "delta": delta,
-            "standard_error": se,
-            "pairs": len(diffs),
-            "verdict": verdict,
-        }
-    return out
+            clips = render(vdm, captions, reference.contexts, seed=seed, **rendering)
+        seed_summary, seed_samples = video_metrics(clips, reference, scorer, features, reference_features)
+        for name, value in seed_summary.items():
+            per_seed.setdefault(name, []).append(value)
+        rows.append(base.assign(seed=seed, **seed_samples))
+        first = clips if first is None else first
+    return {name: _spread(values) for name, values in per_seed.items()}, rows, first
+
+
+def _system_entry(system: System, metrics: dict[str, Any], captions: pd.DataFrame | None) -> dict[str, Any]:
+    entry = {
+        "label": system.label,
+        "vlm": system.vlm,
+        "vdm": system.vdm,
+        "ranked": system.ranked,
+        "metrics": metrics,
+    }
+    if system.writes_captions:
+        entry["well_formed"] = float(captions["well_formed"].mean())
+    return entry

@@ -164,19 +164,21 @@ class AdaptedModel:
             self.base_path = None
         self.add_lora(spec, seed)
 
-    def save_adapter(
-        self, adapter_dir: Path, base_dir: Path, base_ref: str, build_base: Callable[[], torch.nn.Module]
+    def save_weights(
+        self, folder: Path, full: str, adapter: str, base: str, build_base: Callable[[], torch.nn.Module]
     ) -> str | None:
-        """With LoRA: the adapter under ``adapter_dir``, and the base weights under ``base_dir`` (a model
-        from ``build_base`` holding them) when they have no folder of their own. Returns where the base
-        lives (``base_ref`` for the copy, else ``base_path``); None without LoRA (nothing written)."""
+        """The adapted module's weights in ``folder``: in full under ``full`` without LoRA; with LoRA the
+        adapter under ``adapter`` and, when the base weights have no folder of their own, a copy of them
+        under ``base`` (a model from ``build_base`` holding them). Returns where the base lives (``base``
+        for the copy, else ``base_path``); None for full weights."""
         module = self.adapted_module()
         if not has_lora(module):
+            module.save_pretrained(folder / full)
             return None
-        save_lora(module, adapter_dir, self.lora or LoraSpec())
+        save_lora(module, folder / adapter, self.lora or LoraSpec())
         if self.base_path is not None:
             return self.base_path
-        base = build_base()
-        base.load_state_dict(base_state_dict(module))
-        base.save_pretrained(base_dir)
-        return base_ref
+        copy = build_base()
+        copy.load_state_dict(base_state_dict(module))
+        copy.save_pretrained(folder / base)
+        return base

@@ -14,46 +14,23 @@ import json
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanAttentionBlock, WanResidualBlock
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5EncoderModel
 
 from vans_pipelines.models.lora import (
     AdaptedModel,
     LoraSpec,
     load_lora,
 )
-from vans_pipelines.models.wan_vae import use_single_frame_convolutions
+from vans_pipelines.models.wan_vae import latent_frames, use_single_frame_convolutions, vae_factors
 
 META_FILE = "vans_vdm.json"
-
-
-@dataclass(frozen=True)
-class TinyVDMSpec:
-    """The embedded default's sizes: a VAE without temporal compression, a 2-block DiT.
-
-    The VAE's spatial factor is ``vae_patch_size x 2^(len(vae_dim_mult) - 1)``: ``vae_patch_size`` folds
-    pixel blocks into channels before the first convolution (Wan2.2's VAE does this), which keeps
-    a 2x VAE's convolutions at half resolution."""
-
-    latent_channels: int = 8
-    vae_base_dim: int = 16
-    vae_dim_mult: tuple[int, ...] = (1,)
-    vae_patch_size: int = 2
-    patch_size: tuple[int, int, int] = (1, 4, 4)  # the transformer's (time, height, width) patch
-    num_layers: int = 2
-    num_heads: int = 2
-    head_dim: int = 32
-    ffn_dim: int = 128
-    freq_dim: int = 32
-    text_dim: int = 32
-    text_layers: int = 1
-    text_heads: int = 2
 
 
 @dataclass(frozen=True)
@@ -74,39 +51,10 @@ class Conditioning:
         return latent_channels * (2 if self.repeat_last_frame else 1) + 1
 
 
-def vae_factors(vae: AutoencoderKLWan) -> tuple[int, int]:
-    """(spatial, temporal) compression of a Wan VAE, from its config."""
-    spatial = 2 ** (len(vae.config.dim_mult) - 1) * (vae.config.patch_size or 1)
-    temporal = 2 ** sum(bool(x) for x in vae.config.temperal_downsample)
-    return spatial, temporal
-
-
-def latent_frames(frames: int, temporal_factor: int) -> int:
-    """Latent frames of a ``frames``-frame clip: a VAE that compresses time by ``temporal_factor`` keeps the
-    first frame and folds each later run of that many into one (Wan2.1: 4k + 1 frames -> k + 1).
-
-    >>> latent_frames(33, 4), latent_frames(16, 1)
-    (9, 16)
-    """
-    return frames if temporal_factor == 1 else (frames - 1) // temporal_factor + 1
-
-
 def to_model_video(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 ``[B, T, H, W, 3]`` → float ``[B, 3, T, H, W]`` in [-1, 1]."""
     x = torch.as_tensor(frames)
     return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
-
-
-def eval_noise_seed(seed: int, start: int, draw: int = 0) -> int:
-    """The sampling seed of the evaluation batch starting at sample ``start``, for eval seed ``seed`` and
-    noise draw ``draw``: it depends on nothing else, so every model evaluated on the same samples sees
-    the same noise and comparisons are paired. Distinct for batch starts below 10 007 and fewer than 10
-    draws.
-
-    >>> eval_noise_seed(1, 32), eval_noise_seed(1, 32, draw=2)
-    (100035, 120049)
-    """
-    return seed * 100_003 + draw * 10_007 + start
 
 
 def to_uint8_video(x: torch.Tensor) -> np.ndarray:
@@ -130,6 +78,13 @@ class VideoDiffusionModel(AdaptedModel):
 
     def __post_init__(self) -> None:
         use_single_frame_convolutions(self.vae)  # exact; the frame-folded VAE passes are ~5x faster
+        self._compiled: torch.nn.Module | None = None  # see compile_transformer
+
+    def compile_transformer(self, enabled: bool = True) -> None:
+        """Run the transformer through ``torch.compile`` (inductor) from now on, in copies too. The
+        numbers equal eager ones up to float rounding, not bitwise; each new shape, grad mode or
+        train/eval mode compiles once per process. Nothing saved changes."""
+        self._compiled = torch.compile(self.transformer) if enabled else None
 
     # ------------------------------------------------------------------ latents
     @property
@@ -238,7 +193,14 @@ class VideoDiffusionModel(AdaptedModel):
         """The transformer's flow prediction (``noise - x_0``) at noise level ``sigma`` in [0, 1]."""
         hidden = torch.cat([latents, condition.to(latents.dtype)], dim=1)
         timestep = (sigma * 1000.0).to(latents.dtype).expand(latents.shape[0])
-        return self.transformer(hidden, timestep, text.to(latents.dtype), return_dict=False)[0]
+        return self._forward()(hidden, timestep, text.to(latents.dtype), return_dict=False)[0]
+
+    def _forward(self) -> torch.nn.Module:
+        if self._compiled is None:
+            return self.transformer
+        if self._compiled._orig_mod is not self.transformer:  # swapped or copied without the memo
+            self._compiled = torch.compile(self.transformer)
+        return self._compiled
 
     # ------------------------------------------------------------------ training and sampling
     def shift_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
@@ -349,14 +311,10 @@ class VideoDiffusionModel(AdaptedModel):
         with LoRA the transformer is stored as an adapter over a referenced (or copied) base."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        base_ref = self.save_adapter(
-            path / "transformer_adapter",
-            path / "transformer",
-            ".",
-            lambda: WanTransformer3DModel.from_config(deepcopy(self.transformer.config)),
-        )
-        if base_ref is None:
-            self.transformer.save_pretrained(path / "transformer")
+        build_base = partial(WanTransformer3DModel.from_config, deepcopy(self.transformer.config))
+        base_ref = self.save_weights(path, "transformer", "transformer_adapter", "transformer", build_base)
+        if base_ref is not None and self.base_path is None:
+            base_ref = "."  # the base copy is this folder's own transformer/ (diffusers' subfolder)
         self.vae.save_pretrained(path / "vae")
         self.text_encoder.save_pretrained(path / "text_encoder")
         self.tokenizer.save_pretrained(path / "tokenizer")
@@ -414,78 +372,6 @@ def with_context_channels(transformer: WanTransformer3DModel, in_channels: int) 
     transformer.patch_embedding = new
     transformer.register_to_config(in_channels=in_channels)
     return transformer
-
-
-def zero_residual_branches(vae: AutoencoderKLWan) -> None:
-    """Start every residual block's last convolution and every attention output projection at zero,
-    so a random VAE begins as its shallow path (stem, norms, heads) and the blocks grow from there.
-    The original Wan code zero-initialises the attention projection; doing the same for the residual
-    branches lifted the oracle's reading of a tiny VAE's reconstructions after 1200 fit steps from
-    0.63 to 0.73."""
-    for module in vae.modules():
-        if isinstance(module, WanResidualBlock):
-            layer = module.conv2
-        elif isinstance(module, WanAttentionBlock):
-            layer = module.proj
-        else:
-            continue
-        torch.nn.init.zeros_(layer.weight)
-        torch.nn.init.zeros_(layer.bias)
-
-
-def build_tiny_vdm(
-    tokenizer: PreTrainedTokenizerBase, spec: TinyVDMSpec, conditioning: Conditioning, *, seed: int = 0
-) -> VideoDiffusionModel:
-    """Random-init tiny Wan transformer, Wan VAE and UMT5 text encoder from their real config classes."""
-    z = spec.latent_channels
-    levels = len(spec.vae_dim_mult) - 1
-    pixels = 3 * spec.vae_patch_size**2  # channels after folding pixel blocks
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        vae = AutoencoderKLWan(
-            base_dim=spec.vae_base_dim,
-            z_dim=z,
-            dim_mult=list(spec.vae_dim_mult),
-            num_res_blocks=1,
-            temperal_downsample=[False] * levels,
-            latents_mean=[0.0] * z,
-            latents_std=[1.0] * z,
-            in_channels=pixels,
-            out_channels=pixels,
-            patch_size=spec.vae_patch_size if spec.vae_patch_size > 1 else None,
-        )
-        zero_residual_branches(vae)
-        transformer = WanTransformer3DModel(
-            patch_size=tuple(spec.patch_size),
-            num_attention_heads=spec.num_heads,
-            attention_head_dim=spec.head_dim,
-            in_channels=z + conditioning.condition_channels(z),
-            out_channels=z,
-            text_dim=spec.text_dim,
-            freq_dim=spec.freq_dim,
-            ffn_dim=spec.ffn_dim,
-            num_layers=spec.num_layers,
-            rope_max_seq_len=256,
-        )
-        text_encoder = UMT5EncoderModel(
-            UMT5Config(
-                vocab_size=len(tokenizer),
-                d_model=spec.text_dim,
-                d_kv=spec.text_dim // spec.text_heads,
-                d_ff=2 * spec.text_dim,
-                num_layers=spec.text_layers,
-                num_heads=spec.text_heads,
-                relative_attention_num_buckets=8,
-                relative_attention_max_distance=32,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                decoder_start_token_id=tokenizer.pad_token_id,
-                dropout_rate=0.0,
-            )
-        )
-    for module in (vae, transformer, text_encoder):
-        module.eval()
-    return VideoDiffusionModel(transformer, vae, text_encoder, tokenizer, conditioning)
 
 
 def first_occurrences(keys: Sequence[Any]) -> tuple[list[int], torch.Tensor]:

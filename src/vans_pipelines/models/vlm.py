@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,25 +125,6 @@ def prompt_text(question: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- model
-@dataclass(frozen=True)
-class TinyVLMSpec:
-    """The embedded default's sizes (a few hundred thousand parameters)."""
-
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    vision_hidden_size: int = 32
-    vision_depth: int = 2
-    vision_heads: int = 2
-    patch_size: int = 8
-    temporal_patch_size: int = 2
-    merge_size: int = 2
-    max_frames: int = 16
-    max_position_embeddings: int = 1024
-
-
 @dataclass
 class Generation:
     """Sampled answers: text, plus the token ids GRPO needs (``prompt_length`` shared, left-padded)."""
@@ -286,14 +268,8 @@ class VisionLanguageModel(AdaptedModel):
         ``base/`` when the base has no folder of its own, e.g. a tiny model built in memory)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        base_ref = self.save_adapter(
-            path / "adapter",
-            path / "base",
-            "base",
-            lambda: Qwen2_5_VLForConditionalGeneration(deepcopy(self.model.config)),
-        )
-        if base_ref is None:
-            self.model.save_pretrained(path)
+        build_base = partial(Qwen2_5_VLForConditionalGeneration, deepcopy(self.model.config))
+        base_ref = self.save_weights(path, ".", "adapter", "base", build_base)
         self.tokenizer.save_pretrained(path)
         meta = {"processing": asdict(self.processing), "base": base_ref, "extra": self.extra}
         (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -348,62 +324,3 @@ def _processing_of(path: str | Path, config: Qwen2_5_VLConfig) -> VideoProcessin
                     settings[key] = tuple(raw[key])
             break
     return VideoProcessing(**settings)
-
-
-def tiny_vlm_config(tokenizer: PreTrainedTokenizerBase, spec: TinyVLMSpec) -> Qwen2_5_VLConfig:
-    """A Qwen2.5-VL config of the real class, shrunk: same architecture, random-init sizes for a CPU."""
-    head_dim = spec.hidden_size // spec.num_heads
-    # M-RoPE splits the rotary half-dimension into (time, height, width) sections.
-    half = head_dim // 2
-    mrope = [half - 2 * (half // 3), half // 3, half // 3]
-    ids = tokenizer.convert_tokens_to_ids
-    return Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": spec.hidden_size,
-            "intermediate_size": spec.intermediate_size,
-            "num_hidden_layers": spec.num_layers,
-            "num_attention_heads": spec.num_heads,
-            "num_key_value_heads": spec.num_kv_heads,
-            "max_position_embeddings": spec.max_position_embeddings,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-            "bos_token_id": ids(IM_START),
-            "eos_token_id": ids(IM_END),
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={
-            "depth": spec.vision_depth,
-            "hidden_size": spec.vision_hidden_size,
-            "intermediate_size": 2 * spec.vision_hidden_size,
-            "num_heads": spec.vision_heads,
-            "patch_size": spec.patch_size,
-            "spatial_merge_size": spec.merge_size,
-            "temporal_patch_size": spec.temporal_patch_size,
-            "window_size": spec.patch_size * spec.merge_size * 2,
-            "out_hidden_size": spec.hidden_size,
-            "fullatt_block_indexes": [spec.vision_depth - 1],
-        },
-        image_token_id=ids(IMAGE_PAD),
-        video_token_id=ids(VIDEO_PAD),
-        vision_start_token_id=ids(VISION_START),
-        vision_end_token_id=ids(VISION_END),
-    )
-
-
-def build_tiny_vlm(
-    tokenizer: PreTrainedTokenizerBase, spec: TinyVLMSpec, *, fps: float, seed: int = 0
-) -> VisionLanguageModel:
-    """A random-init tiny Qwen2.5-VL (seeded) that speaks ``tokenizer``."""
-    config = tiny_vlm_config(tokenizer, spec)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    processing = VideoProcessing(
-        patch_size=spec.patch_size,
-        temporal_patch_size=spec.temporal_patch_size,
-        merge_size=spec.merge_size,
-        max_frames=spec.max_frames,
-        max_pixels=1 << 20,
-        fps=fps,
-    )
-    return VisionLanguageModel(model, tokenizer, processing)

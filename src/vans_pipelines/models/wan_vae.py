@@ -1,4 +1,5 @@
-"""A faster path through diffusers' Wan VAE for single-frame chunks.
+"""Wan VAE geometry (compression factors, latent frames) and a faster path through diffusers' Wan VAE
+for single-frame chunks.
 
 Wan's causal 3D convolutions pad the time axis with ``k - 1`` zero frames when no cached frames are
 given. For a one-frame chunk without cache (every frame when a VAE without temporal compression is run
@@ -51,3 +52,20 @@ def use_single_frame_convolutions(vae: AutoencoderKLWan) -> AutoencoderKLWan:
         if type(module) is WanCausalConv3d:
             module.__class__ = SingleFrameCausalConv3d
     return vae
+
+
+def vae_factors(vae: AutoencoderKLWan) -> tuple[int, int]:
+    """(spatial, temporal) compression of a Wan VAE, from its config."""
+    spatial = 2 ** (len(vae.config.dim_mult) - 1) * (vae.config.patch_size or 1)
+    temporal = 2 ** sum(bool(x) for x in vae.config.temperal_downsample)
+    return spatial, temporal
+
+
+def latent_frames(frames: int, temporal_factor: int) -> int:
+    """Latent frames of a ``frames``-frame clip: a VAE that compresses time by ``temporal_factor`` keeps the
+    first frame and folds each later run of that many into one (Wan2.1: 4k + 1 frames -> k + 1).
+
+    >>> latent_frames(33, 4), latent_frames(16, 1)
+    (9, 16)
+    """
+    return frames if temporal_factor == 1 else (frames - 1) // temporal_factor + 1

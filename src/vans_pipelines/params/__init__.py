@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vans_pipelines.models.vdm import latent_frames
+from vans_pipelines.models.wan_vae import latent_frames
 from vans_pipelines.params.ablate import AblateParams, AblationEvalParams, AblationVariant, resolve_variant
 from vans_pipelines.params.base import Family, ParameterError, RewardWeights, Strict, format_errors
 from vans_pipelines.params.caption import CaptionerParams, CaptionParams, ScorerParams, TokenizerParams

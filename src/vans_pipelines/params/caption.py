@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from vans_pipelines.models.scorer import TinyScorerSpec
-from vans_pipelines.params.base import Strict
+from vans_pipelines.params.base import Strict, path_required
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 
@@ -32,11 +32,7 @@ class ScorerParams(Strict):
     optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=10)
     trainer: TrainerConfig = TrainerConfig(max_steps=400, batch_size=32, checkpoint_every_n_steps=100)
 
-    @model_validator(mode="after")
-    def _valid(self) -> ScorerParams:
-        if self.kind == "clip" and not self.path:
-            raise ValueError("kind 'clip' needs a path to a CLIPModel checkpoint")
-        return self
+    _path_given = path_required("kind", "clip", "kind 'clip' needs a path to a CLIPModel checkpoint")
 
 
 class CaptionParams(Strict):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vans_pipelines.params.base import Strict
+from vans_pipelines.params.base import Strict, path_required
 
 
 class FVDParams(Strict):
@@ -16,11 +16,9 @@ class FVDParams(Strict):
     kind: Literal["scorer", "pretrained"] = "scorer"
     path: str | None = None
 
-    @model_validator(mode="after")
-    def _valid(self) -> FVDParams:
-        if self.kind == "pretrained" and not self.path:
-            raise ValueError("path: a pretrained FVD feature extractor needs a model folder")
-        return self
+    _path_given = path_required(
+        "kind", "pretrained", "path: a pretrained FVD feature extractor needs a model folder"
+    )
 
 
 class GridParams(Strict):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vans_pipelines.models.vdm import latent_frames
+from vans_pipelines.models.wan_vae import latent_frames
 from vans_pipelines.params.base import Family, Strict
 from vans_pipelines.params.shared import VideoGeometry
 

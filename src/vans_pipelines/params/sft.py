@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from vans_pipelines.models.lora import LoraSpec
-from vans_pipelines.models.vdm import Conditioning, TinyVDMSpec
-from vans_pipelines.models.vlm import TinyVLMSpec
-from vans_pipelines.params.base import Strict
+from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec
+from vans_pipelines.models.vdm import Conditioning
+from vans_pipelines.params.base import Strict, path_required
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 
@@ -20,11 +20,7 @@ class ModelSource(Strict):
     source: Literal["tiny", "pretrained"] = "tiny"
     path: str | None = None
 
-    @model_validator(mode="after")
-    def _path_given(self) -> ModelSource:
-        if self.source == "pretrained" and not self.path:
-            raise ValueError("source 'pretrained' needs a path")
-        return self
+    _path_given = path_required("source", "pretrained", "source 'pretrained' needs a path")
 
 
 class VLMEvalParams(Strict):

@@ -19,6 +19,7 @@ import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch.utils.data import Dataset
 
+from vans_pipelines.models.render import RenderCache
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
@@ -31,7 +32,7 @@ from vans_pipelines.training.grpo_vdm import (
     check_enough_anchors,
     fit_stage2,
 )
-from vans_pipelines.training.grpo_vlm import RenderCache, fit_stage1
+from vans_pipelines.training.grpo_vlm import fit_stage1
 from vans_pipelines.training.trainer import RunPaths, fingerprint, world_size
 
 log = logging.getLogger(__name__)

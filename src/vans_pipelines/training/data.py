@@ -1,79 +1,15 @@
-"""Torch datasets and Lightning data modules over :class:`~vans_pipelines.triplets.TripletSet`."""
+"""Lightning data modules (and the SFT VDM's frame dataset) over the samples of a triplet set
+(:mod:`vans_pipelines.samples`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
-
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vans_pipelines.samples import collate
 from vans_pipelines.triplets import TripletSet
-
-
-def captions_by_id(captions: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """The caption stage's table as ``{sample_id: (caption, reasoning)}``, what :class:`TripletSamples`
-    takes."""
-    return {r.sample_id: (r.caption, r.reasoning) for r in captions.itertuples(index=False)}
-
-
-class TripletSamples(Dataset):
-    """Items ``{sample_id, question, caption, reasoning, event, context, target}`` of a triplet set.
-
-    ``captions`` maps sample_id → (caption, reasoning) and overrides the index's caption (the caption
-    stage's output)."""
-
-    def __init__(self, triplets: TripletSet, captions: Mapping[str, tuple[str, str]] | None = None):
-        self.triplets = triplets
-        self.captions = captions or {}
-        missing = [s for s in triplets.index["sample_id"] if captions is not None and s not in self.captions]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} samples have no caption, e.g. {missing[:3]}; run the caption stage"
-            )
-
-    def __len__(self) -> int:
-        return len(self.triplets)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        row = self.triplets.index.iloc[i]
-        sample_id = row["sample_id"]
-        context, target = self.triplets.clips(sample_id)
-        caption, reasoning = self.captions.get(sample_id, (row["caption"], ""))
-        return {
-            "sample_id": sample_id,
-            "question": row["question"],
-            "caption": caption,
-            "reasoning": reasoning,
-            "event": row.get("event"),
-            "context": context,
-            "target": target,
-        }
-
-
-def samples(triplets: TripletSet, captions: pd.DataFrame) -> TripletSamples:
-    """A split's samples with the caption stage's captions (its table, as the catalog loads it)."""
-    return TripletSamples(triplets, captions_by_id(captions))
-
-
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lists for strings; clips stacked as uint8 numpy arrays ``[B, T, H, W, 3]``."""
-    out: dict[str, Any] = {k: [item[k] for item in items] for k in items[0]}
-    for key in ("context", "target"):
-        out[key] = np.stack(out[key])
-    return out
-
-
-def ordered_batches(
-    samples: Dataset, batch_size: int, limit: int | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(offset, collated batch) over the first ``limit`` samples in order, for evaluation loops."""
-    n = len(samples) if limit is None else min(limit, len(samples))
-    for start in range(0, n, batch_size):
-        yield start, collate([samples[i] for i in range(start, min(n, start + batch_size))])
 
 
 def check_batch_fits(key: str, batch_size: int, train: Dataset, processes: int = 1) -> None:

@@ -9,28 +9,68 @@ automatic clipping does not apply to manual optimisation). ``max_steps`` counts 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import Dataset
 
+from vans_pipelines.metrics import motion
+from vans_pipelines.models.render import eval_noise_seed
+from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.rl.grpo import Advantages, GRPOConfig, LossStats, group_advantages, sample_mask
 from vans_pipelines.rl.rewards import compute_rewards, total_reward
+from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
+from vans_pipelines.training.data import SamplesDataModule
+from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, TrainerConfig, fit
+
+if TYPE_CHECKING:
+    from vans_pipelines.training.grpo_vdm import Trajectories
+    from vans_pipelines.training.grpo_vlm import Completions
 
 
 @dataclass
 class Rollout:
-    """One scored rollout batch: rewards ``{name: [N]}`` plus whatever the stage's update needs."""
+    """One scored rollout batch: rewards ``{name: [N]}``, what the stage's update re-scores (the VLM's
+    ``completions``, the VDM's ``trajectories`` or both) and what TensorBoard shows."""
 
     rewards: dict[str, torch.Tensor]
-    data: dict[str, Any] = field(default_factory=dict)
+    completions: Completions | None = None
+    trajectories: Trajectories | None = None
     captions: list[str] = field(default_factory=list)  # for TensorBoard samples
     videos: np.ndarray | None = None  # uint8 [N, T, H, W, 3], for TensorBoard samples
     stats: dict[str, float] = field(default_factory=dict)  # extra per-step scalars (e.g. motion)
+
+
+@dataclass(frozen=True)
+class GRPOSettings:
+    """What the shared GRPO loop of every stage is built from: the algorithm, the reward weights, the
+    optimiser and the loop's own settings (:meth:`of` reads them from a typed stage section)."""
+
+    grpo: GRPOConfig
+    weights: Mapping[str, float]
+    optim: OptimConfig
+    gradient_clip_val: float | None = 1.0
+    seed: int = 0
+    fps: float = 8.0
+    log_samples_every: int = 10
+
+    @classmethod
+    def of(cls, params: Any, *, fps: float) -> GRPOSettings:
+        """From a typed ``grpo_vlm`` or ``grpo_vdm`` section."""
+        return cls(
+            params.grpo,
+            dict(params.rewards),
+            params.optim,
+            params.trainer.gradient_clip_val,
+            params.trainer.seed,
+            fps,
+            params.log_samples_every,
+        )
 
 
 def score_samples(
@@ -68,29 +108,74 @@ def manual_trainer_config(config: TrainerConfig) -> TrainerConfig:
     return TrainerConfig(**{**asdict(config), "gradient_clip_val": None, "accumulate_grad_batches": 1})
 
 
+def freeze(vdm: VideoDiffusionModel, *, train_transformer: bool) -> None:
+    """Eval mode and no gradients for the parts of ``vdm`` a GRPO stage does not train (all of them when
+    it is a frozen renderer)."""
+    for name, module in vdm.modules().items():
+        if name != "transformer" or not train_transformer:
+            module.eval().requires_grad_(False)
+
+
+def fit_grpo(
+    module: GRPOModule,
+    train: Dataset,
+    trainer: TrainerConfig,
+    paths: RunPaths,
+    stage: str,
+    run_key: str,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train a GRPO module on ``train`` (batches of prompts, shuffled by the trainer's seed) and leave its
+    models in eval mode."""
+    datamodule = SamplesDataModule(train, trainer.batch_size, trainer.seed)
+    result = fit(module, datamodule, manual_trainer_config(trainer), paths, stage, run_key, callbacks)
+    module.eval()
+    return result
+
+
 class GRPOModule(TrainingModule):
-    """Subclasses implement :meth:`rollout` and :meth:`update` and register their trainable model."""
+    """Subclasses implement :meth:`rollout` and :meth:`update` and register their trainable model. Every
+    stage renders or samples with ``vdm`` and scores with ``scorer`` (neither registered: they follow the
+    module's device); the VDM's parts are frozen but for the transformer when ``train_transformer``.
+    ``hparams`` are the subclass's own settings, saved beside the shared ones."""
 
     def __init__(
         self,
-        grpo: GRPOConfig,
-        weights: Mapping[str, float],
-        optim: OptimConfig,
+        settings: GRPOSettings,
+        vdm: VideoDiffusionModel,
+        scorer: Any,
         *,
-        gradient_clip_val: float | None,
-        seed: int,
-        fps: float,
-        log_samples_every: int,
+        train_transformer: bool,
+        **hparams: Any,
     ):
         super().__init__()
         self.automatic_optimization = False
-        self.grpo = grpo
-        self.weights = dict(weights)
-        self.optim = optim
-        self.gradient_clip_val = gradient_clip_val
-        self.seed = seed
-        self.fps = fps
-        self.log_samples_every = log_samples_every
+        self.grpo = settings.grpo
+        self.weights = dict(settings.weights)
+        self.optim = settings.optim
+        self.gradient_clip_val = settings.gradient_clip_val
+        self.seed = settings.seed
+        self.fps = settings.fps
+        self.log_samples_every = settings.log_samples_every
+        self.vdm, self.scorer = vdm, scorer
+        self.train_transformer = train_transformer
+        if train_transformer:
+            self.transformer = vdm.transformer  # registered: trained (LoRA), moved, checkpointed
+        self.save_hyperparameters(
+            {
+                "grpo": asdict(self.grpo),
+                "weights": self.weights,
+                "optim": asdict(self.optim),
+                **{k: asdict(v) if is_dataclass(v) else v for k, v in hparams.items()},
+            }
+        )
+
+    def unregistered_parts(self) -> Sequence[object]:
+        return (self.vdm, self.scorer)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        freeze(self.vdm, train_transformer=self.train_transformer)
 
     # ------------------------------------------------------------------ stage-specific
     def rollout(self, batch: dict[str, Any]) -> Rollout:
@@ -200,4 +285,54 @@ def before_after(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[st
         "seed_spread": round(max(before["total_seed_std"], after["total_seed_std"]), 5),
         "improvement_per_seed": [round(d, 5) for d in paired],
         "improvement_seed_std": round(float(np.std(paired)), 5),
+    }
+
+
+#: ``score(batch, answers, wanted, noise_seed)`` of :func:`evaluate_rewards`: the batch's clips, made with
+#: that noise seed from ``answers`` (what ``answer(batch)`` returned), and their ``wanted`` rewards.
+ScoreBatch = Callable[
+    [dict[str, Any], Any, Mapping[str, float], int], tuple[dict[str, torch.Tensor], np.ndarray]
+]
+
+
+@torch.no_grad()
+def evaluate_rewards(
+    samples: Dataset,
+    weights: Mapping[str, float],
+    answer: Callable[[dict[str, Any]], Any],
+    score: ScoreBatch,
+    *,
+    analysis: Sequence[str],
+    seeds: Sequence[int],
+    draws: int = 1,
+    batch_size: int = 32,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """The val loop of every GRPO stage: each batch answered once, then its clips made and scored for
+    each seed and noise draw (the same noise for every model evaluated, so before / after comparisons are
+    paired). ``analysis`` rewards (e.g. the oracle's) are measured beside the weighted ones, not in the
+    total, on samples the world made. Returns :func:`reward_summary` plus the motion of the clips and of
+    the ground truth (first seed and draw)."""
+    per_seed: list[dict[str, list[torch.Tensor]]] = [{} for _ in seeds]
+    motions, target_motions = [], []
+    names = list(weights) + [n for n in analysis if n not in weights]
+    for start, batch in ordered_batches(samples, batch_size, limit):
+        answers = answer(batch)
+        has_events = all(e is not None for e in batch["event"])
+        wanted = {n: weights.get(n, 0.0) for n in names if n not in analysis or has_events}
+        for k, seed in enumerate(seeds):
+            for draw in range(draws):
+                rewards, clips = score(batch, answers, wanted, eval_noise_seed(seed, start, draw))
+                for name, values in rewards.items():
+                    per_seed[k].setdefault(name, []).append(values)
+                if k == 0 and draw == 0:
+                    motions.append(motion(clips))
+                    target_motions.append(motion(batch["target"]))
+    merged = [{n: torch.cat(v) for n, v in seed_rewards.items()} for seed_rewards in per_seed]
+    return {
+        "samples": len(next(iter(merged[0].values()))) // draws,
+        "draws": draws,
+        **reward_summary(merged, weights),
+        "motion": float(np.mean(motions)),
+        "target_motion": float(np.mean(target_motions)),
     }

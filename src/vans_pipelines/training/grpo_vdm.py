@@ -10,8 +10,8 @@ denoising step, so memory does not grow with the number of steps).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,19 +23,31 @@ from vans_pipelines.metrics import motion, rouge_l
 from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
-from vans_pipelines.models.vdm import VideoDiffusionModel, eval_noise_seed, to_uint8_video
+from vans_pipelines.models.vdm import VideoDiffusionModel, to_uint8_video
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.rl.flow_sde import SDEConfig, SDEStep, sample_sde, sde_step, sigma_cap, step_kl
+from vans_pipelines.rl.flow_sde import (
+    SDEConfig,
+    SDEStep,
+    Trajectory,
+    sample_sde,
+    sde_step,
+    sigma_cap,
+    step_kl,
+)
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
-from vans_pipelines.training.data import SamplesDataModule, ordered_batches
+from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.grpo import (
     GRPOModule,
+    GRPOSettings,
     Rollout,
-    manual_trainer_config,
-    reward_summary,
+    evaluate_rewards,
+    fit_grpo,
     score_samples,
 )
-from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, fit
+from vans_pipelines.training.trainer import FitResult, RunPaths
+
+if TYPE_CHECKING:
+    from vans_pipelines.params import GRPOVDMParams
 
 #: Columns of the anchor table (:func:`anchor_captions`).
 ANCHOR_COLUMNS = ("sample_id", "split", "anchor", "rouge_l", "kept")
@@ -73,83 +85,16 @@ def stage2_rewards(
     )
 
 
-class GRPOVDMModule(GRPOModule):
-    def __init__(
-        self,
-        vdm: VideoDiffusionModel,
-        scorer: VideoTextScorer,
-        grpo: GRPOConfig,
-        weights: Mapping[str, float],
-        optim: OptimConfig,
-        sde: SDEConfig,
-        *,
-        gradient_clip_val: float | None = 1.0,
-        seed: int = 0,
-        fps: float = 8.0,
-        log_samples_every: int = 10,
-    ):
-        super().__init__(
-            grpo,
-            weights,
-            optim,
-            gradient_clip_val=gradient_clip_val,
-            seed=seed,
-            fps=fps,
-            log_samples_every=log_samples_every,
-        )
-        self.vdm = vdm
-        self.transformer = vdm.transformer  # registered: trained (LoRA), moved, checkpointed
-        self.scorer = scorer
-        self.sde = sde
-        self.save_hyperparameters(
-            {"grpo": asdict(grpo), "weights": dict(weights), "optim": asdict(optim), "sde": asdict(sde)}
-        )
+@dataclass
+class Trajectories:
+    """A rollout's VDM side: one Flow-GRPO SDE trajectory per clip (latents, log-probs, kept graphs), the
+    conditioning it was made with, the decoded clips, and the reference's step means once computed."""
 
-    def unregistered_parts(self) -> Sequence[object]:
-        return (self.vdm, self.scorer)
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        for name, module in self.vdm.modules().items():
-            if name != "transformer":
-                module.eval().requires_grad_(False)
-
-    def rollout(self, batch: dict[str, Any]) -> Rollout:
-        G = self.grpo.group_size
-        anchors = [a for a in batch["anchor"] for _ in range(G)]
-        generator = torch.Generator().manual_seed(self.rollout_seed())
-        sampled = sample_trajectories(
-            self.vdm,
-            anchors,
-            np.repeat(batch["context"], G, axis=0),
-            batch["target"].shape[1],
-            self.sde,
-            generator,
-        )
-        rewards = stage2_rewards(self.weights, sampled["clips"], batch, self.scorer, G)
-        clip_motion, target_motion = motion(sampled["clips"]), motion(batch["target"])
-        return Rollout(
-            rewards,
-            sampled,
-            captions=anchors,
-            videos=sampled["clips"],
-            stats={
-                "rollout/motion": clip_motion,
-                "rollout/motion_ratio": clip_motion / max(target_motion, 1e-8),
-            },
-        )
-
-    def update(
-        self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
-    ) -> tuple[float, LossStats]:
-        total, stats = 0.0, []
-        for loss, step_stats in trajectory_losses(
-            self.vdm, rollout.data, advantages, mask, self.grpo, self.sde
-        ):
-            self.manual_backward(loss)
-            total += float(loss.detach())
-            stats.append(step_stats)
-        return total, merge_loss_stats(stats)
+    trajectory: Trajectory
+    text: torch.Tensor
+    cond: torch.Tensor
+    clips: np.ndarray
+    reference_means: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -160,10 +105,8 @@ def sample_trajectories(
     frames: int,
     sde: SDEConfig,
     generator: torch.Generator,
-) -> dict[str, Any]:
-    """One Flow-GRPO SDE trajectory per caption (with its context): the recorded latents and
-    log-probabilities (``trajectory``), the conditioning they were made with (``text``, ``cond``) and the
-    decoded uint8 clips (``clips``)."""
+) -> Trajectories:
+    """One Flow-GRPO SDE trajectory per caption (with its context), decoded to uint8 clips."""
     height, width = contexts.shape[2:4]
     noise, text, cond = vdm.prepare(list(captions), contexts, frames, height, width, generator)
     trajectory = sample_sde(
@@ -173,8 +116,59 @@ def sample_trajectories(
         sde,
         generator=generator,
     )
-    clips = to_uint8_video(vdm.decode(trajectory.final))
-    return {"trajectory": trajectory, "text": text, "cond": cond, "clips": clips}
+    return Trajectories(trajectory, text, cond, to_uint8_video(vdm.decode(trajectory.final)))
+
+
+def backward_trajectories(
+    module: GRPOModule,
+    vdm: VideoDiffusionModel,
+    trajectories: Trajectories,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    grpo: GRPOConfig,
+    sde: SDEConfig,
+) -> tuple[float, LossStats]:
+    """Back-propagate (``module.manual_backward``) the loss of each trained step of a rollout's
+    trajectories in turn (:func:`trajectory_losses`); their total and merged statistics."""
+    total, stats = 0.0, []
+    for loss, step_stats in trajectory_losses(vdm, trajectories, advantages, mask, grpo, sde):
+        module.manual_backward(loss)
+        total += float(loss.detach())
+        stats.append(step_stats)
+    return total, merge_loss_stats(stats)
+
+
+class GRPOVDMModule(GRPOModule):
+    """Stage 2: the VDM transformer's adapter trained by Flow-GRPO from anchor captions."""
+
+    def __init__(
+        self, vdm: VideoDiffusionModel, scorer: VideoTextScorer, settings: GRPOSettings, sde: SDEConfig
+    ):
+        super().__init__(settings, vdm, scorer, train_transformer=True, sde=sde)
+        self.sde = sde
+
+    def rollout(self, batch: dict[str, Any]) -> Rollout:
+        G = self.grpo.group_size
+        anchors = [a for a in batch["anchor"] for _ in range(G)]
+        generator = torch.Generator().manual_seed(self.rollout_seed())
+        contexts = np.repeat(batch["context"], G, axis=0)
+        sampled = sample_trajectories(
+            self.vdm, anchors, contexts, batch["target"].shape[1], self.sde, generator
+        )
+        rewards = stage2_rewards(self.weights, sampled.clips, batch, self.scorer, G)
+        clip_motion, target_motion = motion(sampled.clips), motion(batch["target"])
+        stats = {
+            "rollout/motion": clip_motion,
+            "rollout/motion_ratio": clip_motion / max(target_motion, 1e-8),
+        }
+        return Rollout(rewards, trajectories=sampled, captions=anchors, videos=sampled.clips, stats=stats)
+
+    def update(
+        self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
+    ) -> tuple[float, LossStats]:
+        return backward_trajectories(
+            self, self.vdm, rollout.trajectories, advantages, mask, self.grpo, self.sde
+        )
 
 
 def _step_log_prob(
@@ -195,7 +189,7 @@ def _step_log_prob(
 
 def trajectory_losses(
     vdm: VideoDiffusionModel,
-    sampled: dict[str, Any],
+    sampled: Trajectories,
     advantages: torch.Tensor,
     mask: torch.Tensor,
     grpo: GRPOConfig,
@@ -206,7 +200,7 @@ def trajectory_losses(
     steps. Back-propagate each before taking the next: one transformer graph is alive at a time, so memory
     does not grow with the number of steps. The first update after a rollout sampled with
     ``sde.keep_graphs`` uses the graphs the sampler kept instead of running the model again."""
-    trajectory, text, cond = sampled["trajectory"], sampled["text"], sampled["cond"]
+    trajectory, text, cond = sampled.trajectory, sampled.text, sampled.cond
     sigmas, cap = trajectory.sigmas, sigma_cap(trajectory.sigmas)
     steps = trajectory.steps
     for k, i in enumerate(steps):
@@ -220,7 +214,7 @@ def trajectory_losses(
         if grpo.beta:
             # The reference (adapter off) does not train: its step means are computed once per rollout
             # and reused by the rollout's later updates.
-            cached = sampled.setdefault("reference_means", {})
+            cached = sampled.reference_means
             if i not in cached:
                 with torch.no_grad(), adapters_disabled(vdm.transformer):
                     cached[i] = _step_log_prob(
@@ -245,7 +239,6 @@ def merge_loss_stats(stats: Sequence[LossStats]) -> LossStats:
     )
 
 
-@torch.no_grad()
 def evaluate_stage2(
     vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
@@ -259,37 +252,25 @@ def evaluate_stage2(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """The stage-2 reward of ODE samples (the deployed sampler) from each anchor caption and context,
-    ``draws`` noise draws per anchor for each seed; plus motion (generated vs ground truth) and the oracle's
-    event accuracy (analysis only, not in the total). Each (seed, draw, batch) has its own noise, the same
-    for every model evaluated, so before / after comparisons are paired."""
-    per_seed: list[dict[str, list[torch.Tensor]]] = [{} for _ in seeds]
-    motions, target_motions = [], []
-    names = list(weights) + (["oracle_event"] if "oracle_event" not in weights else [])
-    for start, batch in ordered_batches(samples, batch_size, limit):
-        has_events = all(e is not None for e in batch["event"])
-        wanted = {n: weights.get(n, 0.0) for n in names if n != "oracle_event" or has_events}
-        for k, seed in enumerate(seeds):
-            for draw in range(draws):
-                clips = vdm.sample(
-                    batch["anchor"],
-                    batch["context"],
-                    frames=batch["target"].shape[1],
-                    num_steps=num_steps,
-                    seed=eval_noise_seed(seed, start, draw),
-                )
-                for name, values in stage2_rewards(wanted, clips, batch, scorer, 1).items():
-                    per_seed[k].setdefault(name, []).append(values)
-                if k == 0 and draw == 0:
-                    motions.append(motion(clips))
-                    target_motions.append(motion(batch["target"]))
-    merged = [{n: torch.cat(v) for n, v in seed_rewards.items()} for seed_rewards in per_seed]
-    return {
-        "samples": len(next(iter(merged[0].values()))) // draws,
-        "draws": draws,
-        **reward_summary(merged, weights),
-        "motion": float(np.mean(motions)),
-        "target_motion": float(np.mean(target_motions)),
-    }
+    ``draws`` noise draws per anchor for each seed (:func:`~vans_pipelines.training.grpo.evaluate_rewards`);
+    plus the oracle's event accuracy (analysis only, not in the total)."""
+
+    def score(batch: dict[str, Any], anchors: list[str], wanted: Mapping[str, float], noise_seed: int):
+        frames = batch["target"].shape[1]
+        clips = vdm.sample(anchors, batch["context"], frames=frames, num_steps=num_steps, seed=noise_seed)
+        return stage2_rewards(wanted, clips, batch, scorer, 1), clips
+
+    return evaluate_rewards(
+        samples,
+        weights,
+        lambda batch: list(batch["anchor"]),
+        score,
+        analysis=("oracle_event",),
+        seeds=seeds,
+        draws=draws,
+        batch_size=batch_size,
+        limit=limit,
+    )
 
 
 def anchor_captions(
@@ -345,7 +326,7 @@ def check_enough_anchors(train: AnchoredSamples, params: Any, processes: int) ->
 def fit_stage2(
     vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
-    params: Any,
+    params: GRPOVDMParams,
     train: AnchoredSamples,
     paths: RunPaths,
     stage: str,
@@ -355,23 +336,8 @@ def fit_stage2(
     callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Start a fresh LoRA adapter on ``vdm``'s transformer and train it with stage-2 Flow-GRPO on the
-    anchored ``train`` samples (``params``: the typed ``grpo_vdm`` section). Used by the grpo_vdm stage and
-    by the ablations."""
+    anchored ``train`` samples (``params``: the typed ``grpo_vdm`` section); the model is left in eval
+    mode. Used by the grpo_vdm stage and by the ablations."""
     vdm.start_adapter(params.lora, seed=params.trainer.seed)
-    module = GRPOVDMModule(
-        vdm,
-        scorer,
-        params.grpo,
-        params.rewards,
-        params.optim,
-        params.sde,
-        gradient_clip_val=params.trainer.gradient_clip_val,
-        seed=params.trainer.seed,
-        fps=fps,
-        log_samples_every=params.log_samples_every,
-    )
-    datamodule = SamplesDataModule(train, params.trainer.batch_size, params.trainer.seed)
-    result = fit(module, datamodule, manual_trainer_config(params.trainer), paths, stage, run_key, callbacks)
-    for part in vdm.modules().values():
-        part.eval()
-    return result
+    module = GRPOVDMModule(vdm, scorer, GRPOSettings.of(params, fps=fps), params.sde)
+    return fit_grpo(module, train, params.trainer, paths, stage, run_key, callbacks)

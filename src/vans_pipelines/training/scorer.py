@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vans_pipelines.models.scorer import TinyScorer, VideoTextScorer
+from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import ordered_batches
 from vans_pipelines.training.trainer import OptimConfig
 
 

@@ -239,6 +239,18 @@ class ProgressLog(Callback):
         )
 
 
+def process_layout(config: TrainerConfig) -> tuple[Any, int, Any]:
+    """(devices, num_nodes, strategy) for the Trainer: the configured ones, or, when launched by torchrun,
+    those of its processes (attach to them instead of spawning new ones)."""
+    devices, num_nodes, strategy = config.devices, config.num_nodes, config.strategy
+    if world_size() > 1:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
+        devices = local if devices == "auto" else devices
+        num_nodes = world_size() // int(devices)
+        strategy = "ddp" if strategy == "auto" else strategy
+    return devices, num_nodes, strategy
+
+
 def build_trainer(
     config: TrainerConfig,
     paths: RunPaths,
@@ -248,13 +260,7 @@ def build_trainer(
     *,
     limit_val_batches: int | float = 1.0,
 ) -> L.Trainer:
-    devices, num_nodes, strategy = config.devices, config.num_nodes, config.strategy
-    if world_size() > 1:
-        # Launched by torchrun: attach to its processes instead of spawning new ones.
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size()))
-        devices = local if devices == "auto" else devices
-        num_nodes = world_size() // int(devices)
-        strategy = "ddp" if strategy == "auto" else strategy
+    devices, num_nodes, strategy = process_layout(config)
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         every_n_train_steps=config.checkpoint_every_n_steps,

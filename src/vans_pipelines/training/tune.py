@@ -10,7 +10,7 @@ import copy
 import logging
 import tempfile
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from lightning.pytorch.callbacks import Callback
@@ -21,6 +21,9 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
 from vans_pipelines.training.trainer import RunPaths
+
+if TYPE_CHECKING:
+    from vans_pipelines.params import GRPOVLMParams, TuneParams, TuneSearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def open_study(
     return study
 
 
-def suggest(trial: optuna.Trial, space: Any) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: TuneSearchSpace) -> dict[str, Any]:
     """Overrides of the ``grpo_vlm`` section for one trial, as a nested dict."""
     rewards = {name: trial.suggest_float(f"weight_{name}", 0.0, space.weight_max) for name in space.rewards}
     if not any(w > 0 for w in rewards.values()):
@@ -80,7 +83,7 @@ def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def params_from_trial(trial: optuna.trial.FrozenTrial, space: Any) -> dict[str, Any]:
+def params_from_trial(trial: optuna.trial.FrozenTrial, space: TuneSearchSpace) -> dict[str, Any]:
     """The overrides a finished trial used (replayed from its stored parameters)."""
     return suggest(optuna.trial.FixedTrial(trial.params), space)
 
@@ -125,8 +128,8 @@ def stage1_objective(
     train: Dataset,
     val: Dataset,
     base: Mapping[str, Any],
-    parse: Callable[[dict[str, Any]], Any],
-    tune: Any,
+    parse: Callable[[dict[str, Any]], GRPOVLMParams],
+    tune: TuneParams,
     paths: RunPaths,
     *,
     fps: float,
@@ -135,22 +138,8 @@ def stage1_objective(
     by ``parse``, which returns the typed section) and ``tune.steps`` steps, trained from a copy of the SFT
     VLM; scored by the fixed ``tune.objective`` reward mix on ``tune.val_limit`` val samples."""
 
-    def score(vlm: VisionLanguageModel, params: Any) -> float:
-        was_training = vlm.model.training
-        vlm.model.eval()
-        result = evaluate_stage1(
-            vlm,
-            vdm,
-            scorer,
-            val,
-            tune.objective,
-            render_steps=params.render_steps,
-            seeds=tune.val_seeds,
-            max_new_tokens=params.eval.max_new_tokens,
-            limit=tune.val_limit,
-        )
-        vlm.model.train(was_training)
-        return float(result["total"])
+    def score(vlm: VisionLanguageModel, params: GRPOVLMParams) -> float:
+        return validation_score(vlm, vdm, scorer, val, params, tune)
 
     def objective(trial: optuna.Trial) -> float:
         overrides = merge(
@@ -184,7 +173,34 @@ def stage1_objective(
     return objective
 
 
-def summarise(study: optuna.Study, space: Any) -> dict[str, Any]:
+def validation_score(
+    vlm: VisionLanguageModel,
+    vdm: VideoDiffusionModel,
+    scorer: VideoTextScorer,
+    val: Dataset,
+    params: GRPOVLMParams,
+    tune: TuneParams,
+) -> float:
+    """A trial's yardstick: the fixed ``tune.objective`` reward mix of the VLM's greedy answers on the
+    first ``tune.val_limit`` val samples (the model's train / eval mode is restored after)."""
+    was_training = vlm.model.training
+    vlm.model.eval()
+    result = evaluate_stage1(
+        vlm,
+        vdm,
+        scorer,
+        val,
+        tune.objective,
+        render_steps=params.render_steps,
+        seeds=tune.val_seeds,
+        max_new_tokens=params.eval.max_new_tokens,
+        limit=tune.val_limit,
+    )
+    vlm.model.train(was_training)
+    return float(result["total"])
+
+
+def summarise(study: optuna.Study, space: TuneSearchSpace) -> dict[str, Any]:
     """Best trial, its overrides, every trial's state / value / params, and parameter importances."""
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]

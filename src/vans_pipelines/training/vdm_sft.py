@@ -14,14 +14,13 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import oracle_event_scores, pixel_mse
 from vans_pipelines.models.vdm import VideoDiffusionModel, to_model_video, to_uint8_video
+from vans_pipelines.samples import collate, ordered_batches
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import (
     FrameSamples,
     SamplesDataModule,
     TrainValDataModule,
-    collate,
     collate_frames,
-    ordered_batches,
     spread_frames,
 )
 from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, TrainerConfig, fit

@@ -13,8 +13,9 @@ from torch.utils.data import Dataset
 from vans_pipelines.metrics import rouge_l
 from vans_pipelines.models.answer_format import format_answer, parse_answer
 from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.base import TrainingModule
-from vans_pipelines.training.data import TrainValDataModule, ordered_batches
+from vans_pipelines.training.data import TrainValDataModule
 from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, fit
 
 if TYPE_CHECKING:  # params imports training: only the annotation refers back

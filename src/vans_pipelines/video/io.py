@@ -8,7 +8,7 @@ detection) and keeps the frames that fall on the requested fps grid. Nothing is 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO
@@ -94,36 +94,7 @@ def decode_resampled(
         rate = stream.average_rate or stream.guessed_rate
         native_fps = float(rate) if rate else 0.0
         declared = stream.frames or 0
-        kept: list[np.ndarray] = []
-        next_t = 0.0
-        step = 1.0 / fps
-        n = 0
-        crop = None
-        last_t = 0.0
-        try:
-            for frame in container.decode(stream):
-                if crop is None:
-                    cover_w, cover_h = _cover_size(frame.width, frame.height, width, height)
-                    top, left = (cover_h - height) // 2, (cover_w - width) // 2
-                    crop = (cover_w, cover_h, slice(top, top + height), slice(left, left + width))
-                t = float(frame.time) if frame.time is not None else (n / native_fps if native_fps else 0.0)
-                if on_frame is not None:
-                    on_frame(n, analysis_image(frame), native_fps)
-                # Resample to the fps grid: each grid time takes the first frame at or after it. Only
-                # these frames pay for the full-quality (area-averaged) scale to the clip size.
-                if t + 1e-6 >= next_t:
-                    cover_w, cover_h, rows, cols = crop
-                    full = frame.to_ndarray(
-                        format="rgb24", width=cover_w, height=cover_h, interpolation="AREA"
-                    )
-                    rgb = np.ascontiguousarray(full[rows, cols])
-                    while t + 1e-6 >= next_t:
-                        kept.append(rgb)
-                        next_t += step
-                n += 1
-                last_t = t
-        except av.FFmpegError as err:
-            raise VideoError(f"truncated or corrupt: decoding failed after {n} frames ({err})") from err
+        kept, n, last_t = _resampled(container.decode(stream), fps, height, width, native_fps, on_frame)
     if n == 0:
         raise VideoError("no decodable frames")
     if declared and n < min_frames_ratio * declared:
@@ -131,6 +102,42 @@ def decode_resampled(
     duration = last_t + (1.0 / native_fps if native_fps else 0.0)
     frames = np.stack(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
     return DecodedVideo(frames=frames, fps=fps, native_fps=native_fps, native_frames=n, duration=duration)
+
+
+def _resampled(
+    decoded: Iterable[av.VideoFrame],
+    fps: float,
+    height: int,
+    width: int,
+    native_fps: float,
+    on_frame: Callable[[int, np.ndarray, float], None] | None,
+) -> tuple[list[np.ndarray], int, float]:
+    """The frames on the ``fps`` grid, centre-cropped and scaled; how many native frames were decoded and
+    the last one's time. Each grid time takes the first frame at or after it; only those frames pay for
+    the full-quality (area-averaged) scale to the clip size."""
+    kept: list[np.ndarray] = []
+    next_t, step, n, crop, last_t = 0.0, 1.0 / fps, 0, None, 0.0
+    try:
+        for frame in decoded:
+            if crop is None:
+                cover_w, cover_h = _cover_size(frame.width, frame.height, width, height)
+                top, left = (cover_h - height) // 2, (cover_w - width) // 2
+                crop = (cover_w, cover_h, slice(top, top + height), slice(left, left + width))
+            t = float(frame.time) if frame.time is not None else (n / native_fps if native_fps else 0.0)
+            if on_frame is not None:
+                on_frame(n, analysis_image(frame), native_fps)
+            if t + 1e-6 >= next_t:
+                cover_w, cover_h, rows, cols = crop
+                full = frame.to_ndarray(format="rgb24", width=cover_w, height=cover_h, interpolation="AREA")
+                rgb = np.ascontiguousarray(full[rows, cols])
+                while t + 1e-6 >= next_t:
+                    kept.append(rgb)
+                    next_t += step
+            n += 1
+            last_t = t
+    except av.FFmpegError as err:
+        raise VideoError(f"truncated or corrupt: decoding failed after {n} frames ({err})") from err
+    return kept, n, last_t
 
 
 def decode_all(source: str | IO[bytes]) -> np.ndarray:

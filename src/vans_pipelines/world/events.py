@@ -142,6 +142,44 @@ def _paint(objs: list[WorldObject], who: str, colour: str, frames: int) -> list[
     return states
 
 
+@dataclass(frozen=True)
+class _Bench:
+    """A workbench recipe's places: the tray and work slots (x), the table and stacked heights (y)."""
+
+    tray_x: list[float]
+    work_x: list[float]
+    table_y: float
+    stacked_y: float
+    size: float
+
+
+def _recipe_step(
+    step: int,
+    objs: list[WorldObject],
+    bench: _Bench,
+    colours: tuple[str, str, str],
+    pot: str,
+    name: dict[str, str],
+    target_frames: int,
+) -> tuple[list[list[WorldObject]], Event]:
+    """One recipe step's frames and event: place A, place B, paint A, stack A on B, remove C."""
+    a, b, c = colours
+    tray_x, work_x, table_y = bench.tray_x, bench.work_x, bench.table_y
+    if step == 0:
+        path = [(tray_x[0], scene.TRAY_Y), (work_x[0], table_y)]
+        return _move(objs, a, path, target_frames), Event("place", name[a])
+    if step == 1:
+        path = [(tray_x[1], scene.TRAY_Y), (work_x[1], table_y)]
+        return _move(objs, b, path, target_frames), Event("place", name[b])
+    if step == 2:
+        return _paint(objs, a, pot, target_frames), Event("paint", name[a], pot)
+    if step == 3:
+        path = [(work_x[0], table_y), (work_x[0], bench.stacked_y), (work_x[1], bench.stacked_y)]
+        return _move(objs, a, path, target_frames), Event("stack", name[a], name[b])
+    path = [(tray_x[2], scene.TRAY_Y), (1.0 + bench.size, scene.TRAY_Y)]
+    return _move(objs, c, path, target_frames), Event("remove", name[c])
+
+
 def procedural_episode(
     rng: np.random.Generator,
     context_frames: int,
@@ -170,25 +208,11 @@ def procedural_episode(
     ]
     name = {o.colour: o.name for o in objs}
 
+    bench = _Bench(tray_x, work_x, table_y, stacked_y, size)
     frames: list[list[list[WorldObject]]] = []  # per recipe step
     events: list[Event] = []
     for step in range(k + 1):
-        if step == 0:
-            states = _move(objs, a, [(tray_x[0], scene.TRAY_Y), (work_x[0], table_y)], target_frames)
-            event = Event("place", name[a])
-        elif step == 1:
-            states = _move(objs, b, [(tray_x[1], scene.TRAY_Y), (work_x[1], table_y)], target_frames)
-            event = Event("place", name[b])
-        elif step == 2:
-            states = _paint(objs, a, pot, target_frames)
-            event = Event("paint", name[a], pot)
-        elif step == 3:
-            path = [(work_x[0], table_y), (work_x[0], stacked_y), (work_x[1], stacked_y)]
-            states = _move(objs, a, path, target_frames)
-            event = Event("stack", name[a], name[b])
-        else:
-            states = _move(objs, c, [(tray_x[2], scene.TRAY_Y), (1.0 + size, scene.TRAY_Y)], target_frames)
-            event = Event("remove", name[c])
+        states, event = _recipe_step(step, objs, bench, (a, b, c), pot, name, target_frames)
         frames.append(states)
         events.append(event)
         objs = states[-1]

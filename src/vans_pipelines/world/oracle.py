@@ -129,18 +129,9 @@ def read_event(clip: np.ndarray, config: OracleConfig = OracleConfig()) -> Event
     first, last = frames[0], frames[-1]
     tol = config.move_tolerance
 
-    # An object that is gone at the end was painted over (a new colour took its place) or removed.
-    vanished = [c for c in colours if c in first and c not in last]
-    appeared = [c for c in colours if c not in first and c in last]
-    for c in vanished:
-        start = first[c]
-        for new in appeared:
-            end = last[new]
-            if abs(end.x - start.x) + abs(end.y - start.y) < scene.OBJECT_SIZE:
-                return Event("paint", names[c], new)
-    if vanished:
-        return Event("remove", names[vanished[0]])
-
+    vanished = _vanished_event(colours, first, last, names)
+    if vanished is not None:
+        return vanished
     paths = {c: _trajectory(tracks[c]) for c in colours if c in first and c in last}
     displacement = {c: np.abs(p - p[0]).max(axis=1) for c, p in paths.items()}
     movers = [c for c, d in displacement.items() if d.max() > tol]
@@ -152,23 +143,50 @@ def read_event(clip: np.ndarray, config: OracleConfig = OracleConfig()) -> Event
     if len(movers) != 1:
         return None
     (m,) = movers
-    path = paths[m]
-    end = last[m]
+    align = 0.5 * scene.OBJECT_SIZE * clip.shape[1] / clip.shape[2]  # an object's half width, in x units
+    return _stack_event(m, last, names, config, align) or _path_event(names[m], paths[m], tol)
+
+
+def _vanished_event(
+    colours: list[str], first: dict[str, Blob], last: dict[str, Blob], names: dict[str, str]
+) -> Event | None:
+    """An object gone at the end was painted over (a new colour took its place) or removed."""
+    vanished = [c for c in colours if c in first and c not in last]
+    appeared = [c for c in colours if c not in first and c in last]
+    for c in vanished:
+        start = first[c]
+        for new in appeared:
+            end = last[new]
+            if abs(end.x - start.x) + abs(end.y - start.y) < scene.OBJECT_SIZE:
+                return Event("paint", names[c], new)
+    return Event("remove", names[vanished[0]]) if vanished else None
+
+
+def _stack_event(
+    mover: str, last: dict[str, Blob], names: dict[str, str], config: OracleConfig, align: float
+) -> Event | None:
+    """The lone mover ended resting on top of another object."""
+    end = last[mover]
     for other, blob in last.items():
-        if other == m:
+        if other == mover:
             continue
         on_top = abs(end.bottom - blob.top) < config.contact_tolerance
-        aligned = abs(end.x - blob.x) < 0.5 * scene.OBJECT_SIZE * clip.shape[1] / clip.shape[2]
+        aligned = abs(end.x - blob.x) < align
         if on_top and aligned and end.y < blob.y:
-            return Event("stack", names[m], names[other])
+            return Event("stack", names[mover], names[other])
+    return None
+
+
+def _path_event(name: str, path: np.ndarray, tol: float) -> Event | None:
+    """The lone mover's event from its path: a bounce (out and back), placed (up) or fallen (down)."""
     x = path[:, 0]
     if x.max() - x[0] > tol and x.max() - x[-1] > tol:
-        return Event("bounce", names[m], "right")
+        return Event("bounce", name, "right")
     if x[0] - x.min() > tol and x[-1] - x.min() > tol:
-        return Event("bounce", names[m], "left")
+        return Event("bounce", name, "left")
     dy = path[-1, 1] - path[0, 1]
     if dy < -tol:
-        return Event("place", names[m])
+        return Event("place", name)
     if dy > tol:
-        return Event("fall", names[m])
+        return Event("fall", name)
     return None

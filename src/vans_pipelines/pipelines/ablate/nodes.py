@@ -12,13 +12,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vans_pipelines.evaluation import ablation
+from vans_pipelines.evaluation.ablation_report import markdown_report, plot_recipes
 from vans_pipelines.evaluation.features import build_features
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import AblateParams, EvaluateParams, RunContext, parse_section, resolve_variant
+from vans_pipelines.params import (
+    AblateParams,
+    EvaluateParams,
+    GRPOVDMParams,
+    GRPOVLMParams,
+    RunContext,
+    parse_section,
+    resolve_variant,
+)
+from vans_pipelines.samples import TripletSamples, captions_by_id
 from vans_pipelines.training.ablation import AblationTrainer, Recipe
-from vans_pipelines.training.data import TripletSamples, captions_by_id
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -43,17 +52,8 @@ def run_ablation_node(
     stage1, stage2 = parse_section("grpo_vlm", grpo_vlm), parse_section("grpo_vdm", grpo_vdm)
     evaluation: EvaluateParams = parse_section("evaluate", evaluate)
     by_id = captions_by_id(captions)
-    recipes = {
-        seed: [
-            Recipe(
-                name,
-                *resolve_variant(name, variant, stage1, stage2, seed),
-                cascade=variant.cascade is not None,
-            )
-            for name, variant in params.variants.items()
-        ]
-        for seed in params.seeds
-    }
+    if params.compile_vdm:  # every recipe's VDM is a copy of this one, and compiles as it does
+        sft_vdm.compile_transformer()
     trainer = AblationTrainer(
         sft_vlm,
         sft_vdm,
@@ -66,7 +66,7 @@ def run_ablation_node(
     started, trained = time.perf_counter(), {}
     per_seed = ablation.run_ablation(
         trainer,
-        recipes,
+        recipes_by_seed(params, stage1, stage2),
         {name: variant.label or name for name, variant in params.variants.items()},
         TripletSamples(test_triplets, by_id),
         build_features(evaluation.fvd.kind, scorer, evaluation.fvd.path),
@@ -80,14 +80,31 @@ def run_ablation_node(
     return figures, samples
 
 
+def recipes_by_seed(
+    params: AblateParams, stage1: GRPOVLMParams, stage2: GRPOVDMParams
+) -> dict[int, list[Recipe]]:
+    """Each training seed's recipes: every variant's overrides resolved into typed stage settings."""
+    return {
+        seed: [
+            Recipe(
+                name,
+                *resolve_variant(name, variant, stage1, stage2, seed),
+                cascade=variant.cascade is not None,
+            )
+            for name, variant in params.variants.items()
+        ]
+        for seed in params.seeds
+    }
+
+
 def summarise_ablation_node(figures: dict[str, Any]) -> dict[str, float]:
     """The flat numeric summary DVC shows as the ablate stage's metric."""
     return ablation.flat_summary(figures)
 
 
 def plot_ablation_node(figures: dict[str, Any]) -> Figure:
-    return ablation.plot_recipes(figures["systems"])
+    return plot_recipes(figures["systems"])
 
 
 def write_ablation_report_node(figures: dict[str, Any]) -> str:
-    return ablation.markdown_report(figures) + "\n![recipes](ablation.png)\n"
+    return markdown_report(figures) + "\n![recipes](ablation.png)\n"

@@ -19,7 +19,8 @@ from vans_pipelines.models.scorer import ClipScorer, TinyScorer, VideoTextScorer
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import CaptionParams, RunContext, parse_section
-from vans_pipelines.training.data import SamplesDataModule, TripletSamples, captions_by_id, check_batch_fits
+from vans_pipelines.samples import TripletSamples, captions_by_id
+from vans_pipelines.training.data import SamplesDataModule, check_batch_fits
 from vans_pipelines.training.scorer import ScorerModule, retrieval_accuracy
 from vans_pipelines.training.trainer import fingerprint, fit, world_size
 from vans_pipelines.triplets import QUESTIONS, TripletSet

@@ -12,13 +12,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vans_pipelines.evaluation import report
+from vans_pipelines.evaluation.comparison import paired_comparison, winners
 from vans_pipelines.evaluation.features import build_features
-from vans_pipelines.evaluation.systems import evaluate_systems, paired_comparison, system_by_name, winners
+from vans_pipelines.evaluation.systems import Evaluation, evaluate_systems, system_by_name
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import EvaluateParams, parse_section
-from vans_pipelines.training.data import TripletSamples, captions_by_id
+from vans_pipelines.samples import TripletSamples, captions_by_id
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -79,15 +80,15 @@ def evaluate_systems_node(
             result.summary, result.samples, "joint_grpo", "sft_cascade"
         ),
     }
-    keep = params.grid.samples
-    clips = {
-        "context": result.reference.contexts[:keep],
-        "ground truth": result.reference.targets[:keep],
-        **result.answers,
-    }
     for line in report.headline(metrics["joint_grpo_vs_sft_cascade"]):
         logger.info("evaluate: %s", line.removeprefix("- ").replace("**", ""))
-    return metrics, result.samples, clips
+    return metrics, result.samples, grid_clips(result, params.grid.samples)
+
+
+def grid_clips(result: Evaluation, keep: int) -> dict[str, np.ndarray]:
+    """The video grid's columns: the first ``keep`` contexts, their ground truth and each system's answers."""
+    reference = result.reference
+    return {"context": reference.contexts[:keep], "ground truth": reference.targets[:keep], **result.answers}
 
 
 def write_system_tables_node(metrics: dict[str, Any]) -> dict[str, pd.DataFrame]:

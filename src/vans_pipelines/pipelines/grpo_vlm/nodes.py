@@ -13,7 +13,8 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
-from vans_pipelines.training.data import check_batch_fits, samples
+from vans_pipelines.samples import samples
+from vans_pipelines.training.data import check_batch_fits
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo import before_after
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1

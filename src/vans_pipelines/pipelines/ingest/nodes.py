@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,30 @@ def ingest_videos(
         )
     if not folder.files:
         raise IngestError(f"raw video folder {shown!r} holds no video files (ingest.source=videos)")
+    pairs_by_video, quarantined = _pairs_by_video(folder, params, shown)
+    opts = params.videos
+    split_of = assign_splits(list(pairs_by_video), opts.val_fraction, opts.test_fraction, params.seed)
+    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    clips: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in SPLITS}
+    for rel, pairs in pairs_by_video.items():
+        split = split_of[rel]
+        rows[split].extend(_video_rows(rel, pairs, split, params, shown))
+        clips[split].extend((pair.context, pair.target) for pair in pairs)
+    report = {
+        "source": "videos",
+        "folder": shown,
+        "videos_seen": len(folder.files),
+        "videos_ingested": len(pairs_by_video),
+        "videos_per_split": {s: sum(v == s for v in split_of.values()) for s in SPLITS},
+        "quarantined": quarantined,
+    }
+    return {s: TripletSet.from_arrays(rows[s], clips[s]) for s in SPLITS}, report
+
+
+def _pairs_by_video(
+    folder: VideoFolder, params: IngestParams, shown: str
+) -> tuple[dict[str, list[Any]], list[dict[str, str]]]:
+    """Each readable video's (context, target) pairs, and the videos quarantined with the reason."""
     clip, opts = params.clip, params.videos
     quarantined: list[dict[str, str]] = []
     pairs_by_video = {}
@@ -155,38 +180,29 @@ def ingest_videos(
         raise IngestError(
             f"none of the {len(folder.files)} videos under {shown!r} could be ingested ({reasons})"
         )
+    return pairs_by_video, quarantined
 
-    split_of = assign_splits(list(pairs_by_video), opts.val_fraction, opts.test_fraction, params.seed)
-    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    clips: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in SPLITS}
-    for rel, pairs in pairs_by_video.items():
-        key = zlib.crc32(rel.encode())
-        family = family_of(rel, opts.default_family)
-        rng = np.random.default_rng([params.seed, key])
-        split = split_of[rel]
-        for k, pair in enumerate(pairs):
-            questions = QUESTIONS[family]
-            rows[split].append(
-                {
-                    "sample_id": f"video-{key:08x}-{k:04d}",
-                    "split": split,
-                    "family": family,
-                    "question": questions[int(rng.integers(len(questions)))],
-                    "caption": None,
-                    "source": f"{shown}/{rel}",
-                    "context_start": pair.context_start,
-                    "target_start": pair.target_start,
-                    "target_stop": pair.target_stop,
-                    "crosses_cut": pair.crosses_cut,
-                }
-            )
-            clips[split].append((pair.context, pair.target))
-    report = {
-        "source": "videos",
-        "folder": shown,
-        "videos_seen": len(folder.files),
-        "videos_ingested": len(pairs_by_video),
-        "videos_per_split": {s: sum(v == s for v in split_of.values()) for s in SPLITS},
-        "quarantined": quarantined,
-    }
-    return {s: TripletSet.from_arrays(rows[s], clips[s]) for s in SPLITS}, report
+
+def _video_rows(
+    rel: str, pairs: Sequence[Any], split: str, params: IngestParams, shown: str
+) -> list[dict[str, Any]]:
+    """The index rows of one video's pairs (the question drawn per pair from the video's own seed)."""
+    key = zlib.crc32(rel.encode())
+    family = family_of(rel, params.videos.default_family)
+    rng = np.random.default_rng([params.seed, key])
+    questions = QUESTIONS[family]
+    return [
+        {
+            "sample_id": f"video-{key:08x}-{k:04d}",
+            "split": split,
+            "family": family,
+            "question": questions[int(rng.integers(len(questions)))],
+            "caption": None,
+            "source": f"{shown}/{rel}",
+            "context_start": pair.context_start,
+            "target_start": pair.target_start,
+            "target_stop": pair.target_stop,
+            "crosses_cut": pair.crosses_cut,
+        }
+        for k, pair in enumerate(pairs)
+    ]

@@ -10,10 +10,12 @@ from typing import Any
 import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
-from vans_pipelines.models.vdm import VideoDiffusionModel, build_tiny_vdm
-from vans_pipelines.models.vlm import VisionLanguageModel, build_tiny_vlm
+from vans_pipelines.models.tiny import build_tiny_vdm, build_tiny_vlm
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import RunContext, SFTParams, VDMParams, VLMParams, parse_section
-from vans_pipelines.training.data import check_batch_fits, samples
+from vans_pipelines.samples import samples
+from vans_pipelines.training.data import check_batch_fits
 from vans_pipelines.training.trainer import fingerprint, measure_fit, world_size
 from vans_pipelines.training.vdm_sft import evaluate_vae, evaluate_vdm, fit_sft_vdm
 from vans_pipelines.training.vlm_sft import evaluate_vlm, fit_sft_vlm

@@ -11,11 +11,13 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
+from vans_pipelines.evaluation.report import plot_optimisation_history, plot_parameter_importance
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, TuneParams, parse_section
-from vans_pipelines.training.data import TripletSamples, captions_by_id, check_batch_fits
+from vans_pipelines.samples import TripletSamples, captions_by_id
+from vans_pipelines.training.data import check_batch_fits
 from vans_pipelines.training.trainer import world_size
 from vans_pipelines.training.tune import (
     best_overrides,
@@ -74,17 +76,22 @@ def run_study_node(
     summary["ran_this_time"] = ran
     summary["objective"] = dict(params.objective)
     if "best" in summary:
-        logger.info(
-            "tune: %d trials (%d complete, %d pruned; %d run now); best #%d objective %.4f %s",
-            len(summary["trials"]),
-            summary["complete"],
-            summary["pruned"],
-            ran,
-            summary["best"]["number"],
-            summary["best"]["value"],
-            summary["best"]["params"],
-        )
+        _log_best(summary, ran)
     return summary
+
+
+def _log_best(summary: dict[str, Any], ran: int) -> None:
+    best = summary["best"]
+    logger.info(
+        "tune: %d trials (%d complete, %d pruned; %d run now); best #%d objective %.4f %s",
+        len(summary["trials"]),
+        summary["complete"],
+        summary["pruned"],
+        ran,
+        best["number"],
+        best["value"],
+        best["params"],
+    )
 
 
 def write_tuned_parameters_node(summary: dict[str, Any], grpo_vlm: dict[str, Any]) -> dict[str, Any]:
@@ -96,35 +103,8 @@ def write_tuned_parameters_node(summary: dict[str, Any], grpo_vlm: dict[str, Any
 
 
 def plot_optimisation_history_node(summary: dict[str, Any]) -> Figure:
-    import matplotlib.pyplot as plt
-
-    trials = [t for t in summary["trials"] if t["value"] is not None]
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    numbers = [t["number"] for t in trials]
-    values = [t["value"] for t in trials]
-    colours = ["tab:blue" if t["state"] == "COMPLETE" else "tab:grey" for t in trials]
-    ax.scatter(numbers, values, c=colours, label="trial (grey: pruned)")
-    best = pd.Series(values).cummax() if values else pd.Series(dtype=float)
-    ax.step(numbers, best, where="post", color="tab:red", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("val objective")
-    ax.set_title("Optuna optimisation history")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return plot_optimisation_history(summary["trials"])
 
 
 def plot_parameter_importance_node(summary: dict[str, Any]) -> Figure:
-    import matplotlib.pyplot as plt
-
-    importances = summary.get("importances", {})
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    if importances:
-        names = list(importances)[::-1]
-        ax.barh(names, [importances[n] for n in names], color="tab:blue")
-        ax.set_xlabel("importance (fANOVA)")
-    else:
-        ax.text(0.5, 0.5, "fewer than 2 complete trials", ha="center", va="center")
-    ax.set_title("Parameter importance")
-    fig.tight_layout()
-    return fig
+    return plot_parameter_importance(summary.get("importances", {}))

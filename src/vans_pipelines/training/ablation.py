@@ -13,7 +13,7 @@ import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
@@ -35,6 +35,9 @@ from vans_pipelines.training.grpo_vdm import (
 from vans_pipelines.training.grpo_vlm import fit_stage1
 from vans_pipelines.training.trainer import RunPaths, fingerprint, world_size
 
+if TYPE_CHECKING:
+    from vans_pipelines.params import GRPOVDMParams, GRPOVLMParams
+
 log = logging.getLogger(__name__)
 
 SFT = "sft"  # the key of the untouched SFT models
@@ -45,8 +48,8 @@ class Recipe:
     """One variant's typed stage settings for one training seed (``None``: that SFT model is kept)."""
 
     name: str
-    stage1: Any | None
-    stage2: Any | None
+    stage1: GRPOVLMParams | None
+    stage2: GRPOVDMParams | None
     cascade: bool = False
 
 
@@ -171,7 +174,7 @@ class AblationTrainer:
             self._record(key, recipe, "stage1", result, seed=params.trainer.seed, trained="vlm")
         return key
 
-    def _anchors_of(self, vlm_key: str, params: Any) -> Mapping[str, str]:
+    def _anchors_of(self, vlm_key: str, params: GRPOVDMParams) -> Mapping[str, str]:
         cache = f"{vlm_key}/{params.anchors.min_rouge_l}/{params.anchors.max_new_tokens}"
         if cache not in self._anchors:
             table = anchor_captions(

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion
 from vans_pipelines.models.render import eval_noise_seed
+from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.rl.grpo import Advantages, GRPOConfig, LossStats, group_advantages, sample_mask
 from vans_pipelines.rl.rewards import compute_rewards, total_reward
@@ -29,6 +30,7 @@ from vans_pipelines.training.data import SamplesDataModule
 from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, TrainerConfig, fit
 
 if TYPE_CHECKING:
+    from vans_pipelines.params import GRPOVDMParams, GRPOVLMParams
     from vans_pipelines.training.grpo_vdm import Trajectories
     from vans_pipelines.training.grpo_vlm import Completions
 
@@ -60,7 +62,7 @@ class GRPOSettings:
     log_samples_every: int = 10
 
     @classmethod
-    def of(cls, params: Any, *, fps: float) -> GRPOSettings:
+    def of(cls, params: GRPOVLMParams | GRPOVDMParams, *, fps: float) -> GRPOSettings:
         """From a typed ``grpo_vlm`` or ``grpo_vdm`` section."""
         return cls(
             params.grpo,
@@ -76,7 +78,7 @@ class GRPOSettings:
 def score_samples(
     weights: Mapping[str, float],
     batch: Mapping[str, Any],
-    scorer: Any,
+    scorer: VideoTextScorer,
     repeats: int,
     *,
     completions: Sequence[str],
@@ -143,7 +145,7 @@ class GRPOModule(TrainingModule):
         self,
         settings: GRPOSettings,
         vdm: VideoDiffusionModel,
-        scorer: Any,
+        scorer: VideoTextScorer,
         *,
         train_transformer: bool,
         **hparams: Any,

@@ -313,7 +313,7 @@ def anchors_of(table: pd.DataFrame, split: str, kept_only: bool) -> dict[str, st
     return dict(zip(rows["sample_id"], rows["anchor"], strict=True))
 
 
-def check_enough_anchors(train: AnchoredSamples, params: Any, processes: int) -> None:
+def check_enough_anchors(train: AnchoredSamples, params: GRPOVDMParams, processes: int) -> None:
     """A clear error when the anchor filter leaves fewer train samples than one batch."""
     if params.trainer.batch_size * processes > len(train):
         raise ValueError(

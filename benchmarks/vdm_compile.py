@@ -1,4 +1,4 @@
-"""The VDM transformer eager and through ``torch.compile`` (``VideoDiffusionModel.compile_transformer``,
+"""The VDM (transformer and VAE decoder) eager and through ``torch.compile`` (``VideoDiffusionModel.compile``,
 what ``ablate.compile_vdm`` turns on), measured side by side in one run: a stage-2 rollout with its updates
 (the default run's shapes: 4 prompts x group 8, 16 frames of 32x32, 10 SDE steps, the first 4 trained,
 graphs kept, 2 updates) and an evaluation render (32 clips, 6 ODE steps).
@@ -65,7 +65,7 @@ def main() -> None:
         render(vdm, eval_captions, eval_contexts, frames=16, num_steps=6, seed=seed, batch_size=32)
 
     models = {"eager": copy.deepcopy(base), "compiled": copy.deepcopy(base)}
-    models["compiled"].compile_transformer()
+    models["compiled"].compile()
     optimizers = {
         name: torch.optim.AdamW([p for p in m.transformer.parameters() if p.requires_grad], lr=2.5e-4)
         for name, m in models.items()

@@ -146,21 +146,27 @@ def test_context_latents_keep_one_latent_per_frame_when_the_vae_compresses_time(
     torch.testing.assert_close(cond, vdm.context_condition(latents, 4))
 
 
-def test_compiled_transformer_matches_eager_in_copies_and_after_an_adapter_is_added(tokenizer):
-    """compile_transformer changes float rounding only: velocities and LoRA gradients equal eager ones to
-    float tolerance, also in a deep copy (which compiles its own transformer) given an adapter later."""
+def test_compiled_model_matches_eager_in_copies_and_after_an_adapter_is_added(tokenizer):
+    """compile changes float rounding only: velocities, LoRA gradients and decoded clips equal eager ones
+    to float tolerance, also in a deep copy (which compiles its own parts) given an adapter later; the
+    saved weights' names do not change."""
     vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    keys = set(vdm.vae.state_dict())
     with torch.no_grad():
         noise, text, cond = vdm.prepare(
             ["the red circle falls."] * 2, videos(frames=4), 4, 32, 32, torch.Generator().manual_seed(0)
         )
+        decoded = vdm.decode(noise)
     sigma = torch.tensor(0.7)
     eager = vdm.velocity(noise, sigma, text, cond)
-    vdm.compile_transformer()
+    vdm.compile()
     torch.testing.assert_close(vdm.velocity(noise, sigma, text, cond), eager, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(vdm.decode(noise), decoded, rtol=1e-4, atol=1e-5)
+    assert set(vdm.vae.state_dict()) == keys  # the compiled decoder is only swapped in for the call
 
     copied = copy.deepcopy(vdm)
-    assert copied._forward() is not vdm._forward()
+    assert copied._compiled_part("transformer", copied.transformer) is not vdm._compiled["transformer"]
     copied.add_lora(LoraSpec(rank=2, alpha=4, target_modules=("to_q", "to_v")))
     for name, param in copied.transformer.named_parameters():
         if "lora_B" in name:
@@ -174,7 +180,7 @@ def test_compiled_transformer_matches_eager_in_copies_and_after_an_adapter_is_ad
         return out.detach(), grads
 
     compiled_out, compiled_grads = velocity_and_grads(copied)
-    copied.compile_transformer(False)
+    copied.compile(False)
     eager_out, eager_grads = velocity_and_grads(copied)
     assert not torch.allclose(eager_out, eager)  # the adapter is in the compiled graph
     torch.testing.assert_close(compiled_out, eager_out, rtol=1e-4, atol=1e-5)

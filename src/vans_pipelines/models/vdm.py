@@ -78,13 +78,22 @@ class VideoDiffusionModel(AdaptedModel):
 
     def __post_init__(self) -> None:
         use_single_frame_convolutions(self.vae)  # exact; the frame-folded VAE passes are ~5x faster
-        self._compiled: torch.nn.Module | None = None  # see compile_transformer
+        self._compiled: dict[str, torch.nn.Module] = {}  # see compile
 
-    def compile_transformer(self, enabled: bool = True) -> None:
-        """Run the transformer through ``torch.compile`` (inductor) from now on, in copies too. The
-        numbers equal eager ones up to float rounding, not bitwise; each new shape, grad mode or
-        train/eval mode compiles once per process. Nothing saved changes."""
-        self._compiled = torch.compile(self.transformer) if enabled else None
+    def compile(self, enabled: bool = True) -> None:
+        """Run the transformer and the VAE decoder through ``torch.compile`` (inductor) from now on, in
+        copies too. The numbers equal eager ones up to float rounding, not bitwise; each new shape, grad
+        mode or train / eval mode compiles once per process. Nothing saved changes."""
+        parts = {"transformer": self.transformer, "decoder": self.vae.decoder}
+        self._compiled = {name: torch.compile(part) for name, part in parts.items()} if enabled else {}
+
+    def _compiled_part(self, name: str, part: torch.nn.Module) -> torch.nn.Module:
+        """``part`` compiled when :meth:`compile` asked for it, else ``part`` itself."""
+        if name not in self._compiled:
+            return part
+        if self._compiled[name]._orig_mod is not part:  # swapped, or copied without the memo
+            self._compiled[name] = torch.compile(part)
+        return self._compiled[name]
 
     # ------------------------------------------------------------------ latents
     @property
@@ -122,9 +131,9 @@ class VideoDiffusionModel(AdaptedModel):
         if temporal == 1:
             b, c, t = z.shape[:3]
             frames = z.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, *z.shape[3:])
-            x = self.vae.decode(frames).sample
+            x = self._vae_decode(frames)
             return x.reshape(b, t, 3, *x.shape[3:]).permute(0, 2, 1, 3, 4)
-        return self.vae.decode(z).sample
+        return self._vae_decode(z)
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         spatial, temporal = vae_factors(self.vae)
@@ -193,14 +202,21 @@ class VideoDiffusionModel(AdaptedModel):
         """The transformer's flow prediction (``noise - x_0``) at noise level ``sigma`` in [0, 1]."""
         hidden = torch.cat([latents, condition.to(latents.dtype)], dim=1)
         timestep = (sigma * 1000.0).to(latents.dtype).expand(latents.shape[0])
-        return self._forward()(hidden, timestep, text.to(latents.dtype), return_dict=False)[0]
+        transformer = self._compiled_part("transformer", self.transformer)
+        return transformer(hidden, timestep, text.to(latents.dtype), return_dict=False)[0]
 
-    def _forward(self) -> torch.nn.Module:
-        if self._compiled is None:
-            return self.transformer
-        if self._compiled._orig_mod is not self.transformer:  # swapped or copied without the memo
-            self._compiled = torch.compile(self.transformer)
-        return self._compiled
+    def _vae_decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The VAE's decode, through the compiled decoder when there is one (swapped in for the call:
+        diffusers' decode calls ``vae.decoder`` itself)."""
+        decoder = self.vae.decoder
+        compiled = self._compiled_part("decoder", decoder)
+        if compiled is decoder:
+            return self.vae.decode(z).sample
+        self.vae.decoder = compiled
+        try:
+            return self.vae.decode(z).sample
+        finally:
+            self.vae.decoder = decoder
 
     # ------------------------------------------------------------------ training and sampling
     def shift_sigma(self, sigma: torch.Tensor) -> torch.Tensor:

@@ -71,8 +71,8 @@ class AblateParams(Strict):
     # Ablation runs log here, not under run.log_dir: the training stages' folder (which evaluate's curves
     # and its DVC dependency read) stays as the default run left it
     log_dir: str = "data/07_model_output/ablate/tensorboard"
-    # torch.compile the VDM's transformer in every run and evaluation (models.vdm.compile_transformer):
-    # equal to eager up to float rounding, not bitwise
+    # torch.compile the VDM's transformer and VAE decoder in every run and evaluation
+    # (VideoDiffusionModel.compile): equal to eager up to float rounding, not bitwise
     compile_vdm: bool = True
     variants: dict[str, AblationVariant] = Field(min_length=1)
     eval: AblationEvalParams = AblationEvalParams()

@@ -53,7 +53,7 @@ def run_ablation_node(
     evaluation: EvaluateParams = parse_section("evaluate", evaluate)
     by_id = captions_by_id(captions)
     if params.compile_vdm:  # every recipe's VDM is a copy of this one, and compiles as it does
-        sft_vdm.compile_transformer()
+        sft_vdm.compile()
     trainer = AblationTrainer(
         sft_vlm,
         sft_vdm,

@@ -8,6 +8,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -97,7 +98,10 @@ def test_the_environment_is_the_one_constraints_txt_pins():
             name, version = line.split("==")
             pins[canonical(name)] = version
     unpinned, moved = [], []
-    for dist in importlib.metadata.distributions():
+    # What is installed in the environment, not all of sys.path: setuptools puts its vendored packages on
+    # sys.path once imported (torch.compile's C++ build does), and those are not the environment's.
+    site_packages = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    for dist in importlib.metadata.distributions(path=site_packages):
         name = canonical(dist.metadata["Name"])
         if name in ("vans-pipelines", "pip", "setuptools", "wheel", "torch", "triton") or name.startswith(
             "nvidia-"

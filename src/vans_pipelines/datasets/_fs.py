@@ -67,6 +67,7 @@ class FsspecDataset(AbstractDataset):
 
     def __init__(
         self,
+        *,
         path: str,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,

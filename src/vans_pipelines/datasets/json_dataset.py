@@ -29,7 +29,7 @@ class AtomicJSONDataset(FsspecDataset):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        super().__init__(path, credentials, fs_args, metadata)
+        super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
         self._indent = indent
 
     def load(self) -> Any:

@@ -42,7 +42,7 @@ class PretrainedFolderDataset(FsspecDataset):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        super().__init__(path, credentials, fs_args, metadata)
+        super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
         self._loader_path = loader
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pandas as pd
 from kedro.io import DatasetError
@@ -18,16 +17,6 @@ class AtomicParquetDataset(FsspecDataset):
       type: vans_pipelines.datasets.AtomicParquetDataset
       path: data/03_primary/captions.parquet
     """
-
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ):
-        super().__init__(path, credentials, fs_args, metadata)
 
     def load(self) -> pd.DataFrame:
         self._require()

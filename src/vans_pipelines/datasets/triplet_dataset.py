@@ -57,7 +57,7 @@ class TripletDataset(FsspecDataset):
             raise DatasetError(
                 f"TripletDataset({path}): clip_format must be 'npz' or 'mp4', got {clip_format!r}"
             )
-        super().__init__(path, credentials, fs_args, metadata)
+        super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
         self._clip_format = clip_format
         self._fps = fps
 

@@ -33,7 +33,7 @@ class VideoFileDataset(FsspecDataset):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        super().__init__(path, credentials, fs_args, metadata)
+        super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
         self._format = self._path.rsplit(".", 1)[-1].lower()
         if self._format not in ("mp4", "gif"):
             raise DatasetError(f"{path}: VideoFileDataset writes .mp4 or .gif files")

@@ -299,11 +299,9 @@ def _video_figures(
     metric's spread over seeds, the per-sample rows, and the first seed's clips."""
     per_seed: dict[str, list[float]] = {}
     rows, first = [], None
+    held = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1) if vdm is None else None
     for seed in seeds:
-        if vdm is None:
-            clips = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1)
-        else:
-            clips = render(vdm, captions, reference.contexts, seed=seed, **rendering)
+        clips = held if vdm is None else render(vdm, captions, reference.contexts, seed=seed, **rendering)
         seed_summary, seed_samples = video_metrics(clips, reference, scorer, features, reference_features)
         for name, value in seed_summary.items():
             per_seed.setdefault(name, []).append(value)

@@ -6,9 +6,11 @@ from scipy.ndimage import gaussian_filter
 
 from vans_pipelines.world import EVENT_KINDS, all_captions, read_event, render_sample, render_split
 from vans_pipelines.world.events import Event
-from vans_pipelines.world.oracle import OracleConfig, classify_shape
+from vans_pipelines.world.oracle import OracleConfig, classify_shape, segment, segment_clip
 from vans_pipelines.world.scene import (
     BACKGROUND,
+    IGNORED_BOX,
+    OBJECT_SIZE,
     PALETTE,
     SHAPES,
     STRUCTURE,
@@ -138,3 +140,44 @@ def test_classify_shape_names_each_world_shape(shape, size):
         obj = WorldObject("red", shape, x, y, size)
         assert classify_shape(object_mask(obj, 32, 32)) == shape
         assert classify_shape(object_mask(obj, 48, 64)) == shape
+
+
+def _segment_by_the_formula(frame: np.ndarray, config: OracleConfig) -> dict[str, tuple]:
+    """Each palette colour's pixels (nearest colour within the tolerance, outside the ignored box) of
+    one frame, as (pixels, centroid x, centroid y, top, bottom), from the definition."""
+    h, w = frame.shape[:2]
+    rgb = np.array(list(PALETTE.values()), float)
+    dist = np.linalg.norm(frame[:, :, None].astype(float) - rgb, axis=-1)
+    valid = dist.min(-1) <= config.colour_tolerance
+    x0, y0, x1, y1 = IGNORED_BOX
+    valid[int(y0 * h) : int(np.ceil(y1 * h)), int(x0 * w) : int(np.ceil(x1 * w))] = False
+    found = {}
+    for k, colour in enumerate(PALETTE):
+        ys, xs = np.nonzero(valid & (dist.argmin(-1) == k))
+        if len(ys) >= max(2.0, config.min_area * 0.5 * (OBJECT_SIZE * h) ** 2):
+            found[colour] = (
+                len(ys),
+                (xs.mean() + 0.5) / w,
+                (ys.mean() + 0.5) / h,
+                ys.min() / h,
+                (ys.max() + 1) / h,
+            )
+    return found
+
+
+def test_segment_clip_is_segment_of_every_frame_and_matches_the_formula():
+    """The whole-clip segmentation (integer squared distances, per-frame sums) gives exactly the blobs
+    of the definition (float distances, each frame's pixel lists), on clean, noisy and soft clips."""
+    config = OracleConfig()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        clip = render_sample(3, "val", i, **GEOMETRY).target
+        noisy = np.clip(clip.astype(int) + rng.integers(-30, 31, clip.shape), 0, 255).astype(np.uint8)
+        soft = np.clip(gaussian_filter(clip.astype(float), sigma=(0, 0.8, 0.8, 0)), 0, 255).round()
+        for video in (clip, noisy, soft.astype(np.uint8)):
+            frames = segment_clip(video, config)
+            assert len(frames) == len(video)
+            for frame, blobs in zip(video, frames, strict=True):
+                assert segment(frame, config) == blobs
+                expected = _segment_by_the_formula(frame, config)
+                assert {c: (b.pixels, b.x, b.y, b.top, b.bottom) for c, b in blobs.items()} == expected

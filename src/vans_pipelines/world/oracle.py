@@ -8,6 +8,7 @@ the object's silhouette. The rules mirror the events of :mod:`vans_pipelines.wor
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from vans_pipelines.world import scene
 from vans_pipelines.world.events import Event
 
 _PALETTE_NAMES = list(scene.PALETTE)
-_PALETTE_RGB = np.asarray([scene.PALETTE[c] for c in _PALETTE_NAMES], dtype=np.float32)
+_PALETTE_RGB = np.asarray([scene.PALETTE[c] for c in _PALETTE_NAMES], dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,20 @@ def classify_shape(mask: np.ndarray) -> str:
     # A window one pixel larger than the bounding box holds every candidate template.
     r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, mask.shape[0])
     c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, mask.shape[1])
-    crop = mask[r0:r1, c0:c1]
+    crop = np.ascontiguousarray(mask[r0:r1, c0:c1])
+    return _classify_window(crop.tobytes(), crop.shape)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _classify_window(window: bytes, size: tuple[int, int]) -> str:
+    """:func:`classify_shape` of a blob's window, in window coordinates (every offset is a multiple of
+    half a pixel, exact either way). Cached: an object keeps its silhouette over most frames of a clip."""
+    crop = np.frombuffer(window, dtype=bool).reshape(size)
+    rows = np.flatnonzero(crop.any(axis=1))
+    cols = np.flatnonzero(crop.any(axis=0))
     centre_y, centre_x = (rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2
-    ys = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5 - centre_y
-    xs = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5 - centre_x
+    ys = np.arange(size[0], dtype=np.float64)[:, None] + 0.5 - centre_y
+    xs = np.arange(size[1], dtype=np.float64)[None, :] + 0.5 - centre_x
     extent = (len(rows) + len(cols)) / 2  # the three shapes all have square bounding boxes
     half = np.asarray([extent / 2, (extent + 1) / 2])[:, None, None, None, None]
     shift = np.asarray([-0.5, 0.0, 0.5])
@@ -76,30 +87,41 @@ def classify_shape(mask: np.ndarray) -> str:
 
 def segment(frame: np.ndarray, config: OracleConfig = OracleConfig()) -> dict[str, Blob]:
     """The objects of one ``uint8 [H, W, 3]`` frame, keyed by colour."""
-    h, w = frame.shape[:2]
-    dist = np.linalg.norm(frame[:, :, None, :].astype(np.float32) - _PALETTE_RGB, axis=-1)
-    label = dist.argmin(axis=-1)
-    valid = dist.min(axis=-1) <= config.colour_tolerance
+    return segment_clip(frame[None], config)[0]
+
+
+def segment_clip(clip: np.ndarray, config: OracleConfig = OracleConfig()) -> list[dict[str, Blob]]:
+    """The objects of each frame of a ``uint8 [T, H, W, 3]`` clip, keyed by colour: :func:`segment` of
+    every frame, computed for the whole clip at once."""
+    t, h, w = clip.shape[:3]
+    # Squared RGB distances are exact integers: the nearest colour and the tolerance test are those of
+    # the Euclidean distance, without its square roots.
+    offset = clip[..., None, :].astype(np.int32) - _PALETTE_RGB
+    squared = np.einsum("thwpc,thwpc->thwp", offset, offset)
+    label = squared.argmin(axis=-1)
+    valid = squared.min(axis=-1) <= config.colour_tolerance**2
     x0, y0, x1, y1 = scene.IGNORED_BOX
-    valid[int(y0 * h) : int(np.ceil(y1 * h)), int(x0 * w) : int(np.ceil(x1 * w))] = False
+    valid[:, int(y0 * h) : int(np.ceil(y1 * h)), int(x0 * w) : int(np.ceil(x1 * w))] = False
     min_pixels = max(2.0, config.min_area * 0.5 * (scene.OBJECT_SIZE * h) ** 2)
-    blobs = {}
+    frames: list[dict[str, Blob]] = [{} for _ in range(t)]
+    rows, cols = np.arange(h), np.arange(w)
     for k, colour in enumerate(_PALETTE_NAMES):
-        mask = valid & (label == k)
-        n = int(mask.sum())
-        if n < min_pixels:
-            continue
-        ys, xs = np.nonzero(mask)
-        blobs[colour] = Blob(
-            colour=colour,
-            pixels=n,
-            x=(xs.mean() + 0.5) / w,
-            y=(ys.mean() + 0.5) / h,
-            top=ys.min() / h,
-            bottom=(ys.max() + 1) / h,
-            shape=classify_shape(mask),
-        )
-    return blobs
+        masks = valid & (label == k)
+        per_row, per_col = masks.sum(axis=2), masks.sum(axis=1)  # [T, H], [T, W] pixel counts
+        counts = per_row.sum(axis=1)
+        for f in np.flatnonzero(counts >= min_pixels):
+            n = int(counts[f])
+            occupied = np.flatnonzero(per_row[f])
+            frames[f][colour] = Blob(
+                colour=colour,
+                pixels=n,
+                x=(float(per_col[f] @ cols) / n + 0.5) / w,
+                y=(float(per_row[f] @ rows) / n + 0.5) / h,
+                top=occupied[0] / h,
+                bottom=(occupied[-1] + 1) / h,
+                shape=classify_shape(masks[f]),
+            )
+    return frames
 
 
 def _track_shape(track: list[Blob | None]) -> str:
@@ -120,7 +142,7 @@ def _trajectory(track: list[Blob | None]) -> np.ndarray:
 
 def read_event(clip: np.ndarray, config: OracleConfig = OracleConfig()) -> Event | None:
     """The event a ``uint8 [T, H, W, 3]`` clip shows, or None when it shows none of the world's events."""
-    frames = [segment(f, config) for f in clip]
+    frames = segment_clip(clip, config)
     colours = sorted(set().union(*frames))
     tracks = {c: [f.get(c) for f in frames] for c in colours}
     if not tracks:

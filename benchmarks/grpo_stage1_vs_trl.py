@@ -117,9 +117,7 @@ def ours(samples, vlm, vdm, scorer, steps: int, text_only: bool) -> list[float]:
             module,
             SamplesDataModule(samples, PROMPTS, 0),
             manual_trainer_config(config),
-            RunPaths(tmp, tmp, "bench"),
-            "grpo_vlm",
-            "bench",
+            RunPaths(tmp, tmp, "bench").training("grpo_vlm", "bench"),
             callbacks=[timer],
         )
     return timer.times

@@ -83,7 +83,7 @@ def train_and_measure(
     datamodule = SamplesDataModule(
         latents, params.trainer.batch_size, params.trainer.seed, collate_fn=collate_latents
     )
-    result = fit(module, datamodule, params.trainer, paths, "dit", f"scaling-{time.monotonic_ns()}")
+    result = fit(module, datamodule, params.trainer, paths.training("dit", f"scaling-{time.monotonic_ns()}"))
     for part in vdm.modules().values():
         part.eval()
     with torch.no_grad():
@@ -127,7 +127,7 @@ def main() -> None:
         paths = RunPaths(str(Path(tmp) / "tb"), str(Path(tmp) / "ckpt"), "scaling")
         base = with_layout(sft, "default", steps[0])
         vdm = build_tiny_vdm(tokenizer, base.tiny, base.conditioning, seed=base.trainer.seed)
-        fit_vae(vdm, train_triplets, base.vae_fit, base.trainer, paths, "scaling", stage="vae")
+        fit_vae(vdm, train_triplets, base.vae_fit, base.trainer, paths.training("vae", "scaling"))
         vae = vdm.vae
         all_latents = encode_latents(vdm, TripletSamples(train_triplets, by_id))
         episode_counts = [int(e) for e in args.episodes.split(",") if e] or [len(all_latents)]

@@ -103,9 +103,7 @@ def test_stage1_trains_only_the_adapter_and_logs_every_tag(world, tmp_path):
         module,
         SamplesDataModule(train, 2, 0),
         trainer(3),
-        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
-        "grpo_vlm",
-        "k",
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t").training("grpo_vlm", "k"),
     )
     assert result.global_step == 3
     changed = {n for n, p in module.vlm.model.named_parameters() if not torch.equal(before[n], p)}
@@ -156,9 +154,7 @@ def test_stage1_with_iterations_and_kl_uses_old_and_reference_log_probs(world, t
         module,
         SamplesDataModule(train, 2, 0),
         trainer(4),
-        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
-        "grpo_vlm",
-        "k",
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t").training("grpo_vlm", "k"),
     )
     assert result.global_step == 4  # 2 rollouts x 2 updates
     scalars, _, events = scalar_tags(result.log_dir)
@@ -179,12 +175,11 @@ def test_a_crashed_stage1_run_resumes(world, tmp_path):
             stage1(world),
             SamplesDataModule(train, 2, 0),
             trainer(5, 2),
-            paths,
-            "grpo_vlm",
-            "k",
-            [CrashAt(3)],
+            paths.training("grpo_vlm", "k", [CrashAt(3)]),
         )
-    result = fit(stage1(world), SamplesDataModule(train, 2, 0), trainer(5, 2), paths, "grpo_vlm", "k")
+    result = fit(
+        stage1(world), SamplesDataModule(train, 2, 0), trainer(5, 2), paths.training("grpo_vlm", "k")
+    )
     assert result.resumed_from_step == 2 and result.global_step == 5
 
 
@@ -213,9 +208,7 @@ def test_stage2_trains_only_the_transformer_adapter_and_logs_motion(world, tmp_p
         module,
         SamplesDataModule(anchored(train), 2, 0),
         trainer(2),
-        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
-        "grpo_vdm",
-        "k",
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t").training("grpo_vdm", "k"),
     )
     assert result.global_step == 2
     state = vdm.transformer.state_dict()
@@ -370,9 +363,9 @@ def test_stage2_with_kept_graphs_trains_the_same_adapter_with_fewer_model_calls(
             module,
             SamplesDataModule(anchored(train), 2, 0),
             trainer(2),
-            RunPaths(str(tmp_path / f"tb{keep}"), str(tmp_path / f"ckpt{keep}"), "t"),
-            "grpo_vdm",
-            "k",
+            RunPaths(str(tmp_path / f"tb{keep}"), str(tmp_path / f"ckpt{keep}"), "t").training(
+                "grpo_vdm", "k"
+            ),
         )
         adapters.append({k: v for k, v in model.transformer.state_dict().items() if "lora_" in k})
     assert adapters[0].keys() == adapters[1].keys() and adapters[0]

@@ -60,9 +60,7 @@ def test_one_loop_trains_both_adapters_and_nothing_else(world, tmp_path):
         module,
         SamplesDataModule(world[0], 2, 0),
         trainer(2),
-        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t"),
-        "cascade",
-        "k",
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "t").training("cascade", "k"),
     )
     assert result.global_step == 2
     changed = {n for n, p in module.vlm.model.named_parameters() if not torch.equal(vlm_before[n], p)}

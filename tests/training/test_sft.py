@@ -47,9 +47,7 @@ def test_vlm_sft_lifts_caption_rouge_far_above_the_untrained_model(world, tmp_pa
         VLMSFTModule(vlm, OptimConfig(lr=2e-3, warmup_steps=10), log_samples=0),
         SamplesDataModule(train, 16, 0),
         trainer(150),
-        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test"),
-        "sft_vlm",
-        "k",
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test").training("sft_vlm", "k"),
     )
     vlm.model.eval()
     after = evaluate_vlm(vlm, val, max_new_tokens=40)
@@ -71,9 +69,7 @@ def test_a_short_vae_fit_keeps_the_objects_the_oracle_reads(tmp_path):
         VAEFitModule(vdm, OptimConfig(lr=3e-3, warmup_steps=10), foreground_weight=10.0),
         SamplesDataModule(FrameSamples(train), 8, 0, collate_fn=collate_frames),
         trainer(500, batch=8),
-        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test"),
-        "sft_vae",
-        "k",
+        RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test").training("sft_vae", "k"),
     )
     vdm.vae.eval()
     fitted = evaluate_vae(vdm, samples)
@@ -94,17 +90,13 @@ def test_vdm_sft_generates_clips_closer_to_the_targets(world, tmp_path):
         VAEFitModule(vdm, OptimConfig(lr=2e-3, warmup_steps=5)),
         SamplesDataModule(FrameSamples(train_set), 32, 0, collate_fn=collate_frames),
         trainer(60, batch=32),
-        paths,
-        "sft_vae",
-        "k",
+        paths.training("sft_vae", "k"),
     )
     fit(
         VDMSFTModule(vdm, OptimConfig(lr=1e-3, warmup_steps=10), train_text_encoder=True, log_samples=0),
         SamplesDataModule(train, 16, 0),
         trainer(120),
-        paths,
-        "sft_vdm",
-        "k",
+        paths.training("sft_vdm", "k"),
     )
     for module in vdm.modules().values():
         module.eval()
@@ -128,18 +120,15 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(world, tmp_path):
             module(),
             SamplesDataModule(train, 8, 0),
             config,
-            paths,
-            "sft_vlm",
-            "k",
-            callbacks=[CrashAt(5)],
+            paths.training("sft_vlm", "k", [CrashAt(5)]),
         )
     assert (tmp_path / "ckpt" / "sft_vlm" / "k" / "last.ckpt").is_file()
-    result = fit(module(), SamplesDataModule(train, 8, 0), config, paths, "sft_vlm", "k")
+    result = fit(module(), SamplesDataModule(train, 8, 0), config, paths.training("sft_vlm", "k"))
     assert result.resumed_from_step == 3  # the last checkpoint before the crash at step 5
     assert result.global_step == 8
     assert not (tmp_path / "ckpt" / "sft_vlm" / "k").exists()  # finished runs leave no resume state
     # Other settings never resume from this run's checkpoints.
-    other = fit(module(), SamplesDataModule(train, 8, 0), config, paths, "sft_vlm", "other-key")
+    other = fit(module(), SamplesDataModule(train, 8, 0), config, paths.training("sft_vlm", "other-key"))
     assert other.resumed_from_step is None
 
 
@@ -169,7 +158,7 @@ def test_a_truncated_checkpoint_is_dropped_and_the_stage_starts_over(world, tmp_
     module = VLMSFTModule(
         build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0), OptimConfig(lr=1e-3), log_samples=0
     )
-    result = fit(module, SamplesDataModule(train, 8, 0), trainer(2, batch=8), paths, "sft_vlm", "k")
+    result = fit(module, SamplesDataModule(train, 8, 0), trainer(2, batch=8), paths.training("sft_vlm", "k"))
     assert result.resumed_from_step is None and result.global_step == 2
     assert "starting this stage over" in caplog.text
 
@@ -191,7 +180,7 @@ def test_training_logs_its_progress_and_none_of_lightnings_expected_warnings(wor
     module.vlm.model.lm_head.eval()  # a part in eval mode, as the GRPO stages register their frozen renderer
     with caplog.at_level(logging.INFO, logger="vans_pipelines"), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        fit(module, TrainValDataModule(train, val, 8, 0), config, paths, "sft_vlm", "k")
+        fit(module, TrainValDataModule(train, val, 8, 0), config, paths.training("sft_vlm", "k"))
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sft_vlm: step ")]
     assert progress[0].startswith("sft_vlm: step 1/4, loss ") and "ETA" in progress[0]
     assert progress[-1].startswith("sft_vlm: step 4/4, ")

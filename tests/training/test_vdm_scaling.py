@@ -40,7 +40,7 @@ def test_one_curve_point_trains_the_transformer_and_reads_val_with_the_oracle(tm
     paths = RunPaths(str(tmp_path / "tb"), str(tmp_path / "ckpt"), "test")
     params = with_layout(sft, "default", 3)
     vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=0)
-    fit_vae(vdm, train, params.vae_fit, params.trainer, paths, "test")
+    fit_vae(vdm, train, params.vae_fit, params.trainer, paths.training("sft_vae", "test"))
     vae = vdm.vae
     latents = encode_latents(vdm, TripletSamples(train, captions))
     vae_weights = {n: p.clone() for n, p in vae.named_parameters()}

@@ -158,15 +158,14 @@ class AblationTrainer:
         if key not in self.vlms:
             vlm = copy.deepcopy(self.sft_vlm)
             stage = f"ablate/seed_{params.trainer.seed}/{recipe.name}/stage1"
+            run = self.paths.training(stage, key)
             result = fit_stage1(
                 vlm,
                 self.sft_vdm,
                 self.scorer,
                 params,
                 self.train,
-                self.paths,
-                stage,
-                key,
+                run,
                 fps=self.fps,
                 render_cache=self._renders,
             )
@@ -196,7 +195,9 @@ class AblationTrainer:
         if key not in self.vdms:
             vdm = copy.deepcopy(self.sft_vdm)
             stage = f"ablate/seed_{params.trainer.seed}/{recipe.name}/stage2"
-            result = fit_stage2(vdm, self.scorer, params, train, self.paths, stage, key, fps=self.fps)
+            result = fit_stage2(
+                vdm, self.scorer, params, train, self.paths.training(stage, key), fps=self.fps
+            )
             self.vdms[key] = vdm
             self._record(
                 key,
@@ -215,18 +216,9 @@ class AblationTrainer:
         if key not in self.vlms:
             vlm, vdm = copy.deepcopy(self.sft_vlm), copy.deepcopy(self.sft_vdm)
             stage = f"ablate/seed_{stage1.trainer.seed}/{recipe.name}/cascade"
+            run = self.paths.training(stage, key)
             result = fit_cascade(
-                vlm,
-                vdm,
-                self.scorer,
-                stage1,
-                stage2,
-                stage1.rewards,
-                self.train,
-                self.paths,
-                stage,
-                key,
-                fps=self.fps,
+                vlm, vdm, self.scorer, stage1, stage2, stage1.rewards, self.train, run, fps=self.fps
             )
             self.vlms[key], self.vdms[key] = vlm, vdm
             self._record(key, recipe, "cascade", result, seed=stage1.trainer.seed, trained="vlm+vdm")

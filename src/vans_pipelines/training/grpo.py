@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion
@@ -27,7 +26,7 @@ from vans_pipelines.rl.rewards import compute_rewards, total_reward
 from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import SamplesDataModule
-from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, TrainerConfig, fit
+from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainerConfig, TrainingRun, fit
 
 if TYPE_CHECKING:
     from vans_pipelines.params import GRPOVDMParams, GRPOVLMParams
@@ -118,19 +117,11 @@ def freeze(vdm: VideoDiffusionModel, *, train_transformer: bool) -> None:
             module.eval().requires_grad_(False)
 
 
-def fit_grpo(
-    module: GRPOModule,
-    train: Dataset,
-    trainer: TrainerConfig,
-    paths: RunPaths,
-    stage: str,
-    run_key: str,
-    callbacks: Sequence[Callback] = (),
-) -> FitResult:
+def fit_grpo(module: GRPOModule, train: Dataset, trainer: TrainerConfig, run: TrainingRun) -> FitResult:
     """Train a GRPO module on ``train`` (batches of prompts, shuffled by the trainer's seed) and leave its
     models in eval mode."""
     datamodule = SamplesDataModule(train, trainer.batch_size, trainer.seed)
-    result = fit(module, datamodule, manual_trainer_config(trainer), paths, stage, run_key, callbacks)
+    result = fit(module, datamodule, manual_trainer_config(trainer), run)
     module.eval()
     return result
 

@@ -10,13 +10,12 @@ each part is built as in its stage (:func:`~vans_pipelines.training.grpo_vlm.tok
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion
@@ -25,22 +24,22 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats
-from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
+from vans_pipelines.training.grpo import GRPOSettings, Rollout, fit_grpo
 from vans_pipelines.training.grpo_vdm import backward_trajectories, merge_loss_stats, sample_trajectories
 from vans_pipelines.training.grpo_vlm import (
     SamplingConfig,
+    VLMPolicyModule,
     sample_completions,
     stage1_rewards,
     token_policy_loss,
-    with_completion_length,
 )
-from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, make_optimizer
+from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainingRun, make_optimizer
 
 if TYPE_CHECKING:
     from vans_pipelines.params import GRPOVDMParams, GRPOVLMParams
 
 
-class GRPOCascadeModule(GRPOModule):
+class GRPOCascadeModule(VLMPolicyModule):
     """Both models' adapters trained by one GRPO loop. ``settings`` (the VLM side's) sets the group, the
     advantages and the number of updates per rollout; ``grpo_vdm`` contributes the VDM side's clip range
     and KL weight. Each side keeps its stage's learning rate (``settings.optim`` / ``optim_vdm``)."""
@@ -56,23 +55,21 @@ class GRPOCascadeModule(GRPOModule):
         optim_vdm: OptimConfig,
         sde: SDEConfig,
     ):
-        grpo = with_completion_length(settings.grpo, sampling)
         # One loop: the VDM side re-scores the same rollouts as often as the VLM side.
+        grpo = settings.grpo
         grpo_vdm = replace(grpo_vdm, group_size=grpo.group_size, num_iterations=grpo.num_iterations)
         super().__init__(
-            replace(settings, grpo=grpo),
+            vlm,
             vdm,
             scorer,
+            settings,
+            sampling,
             train_transformer=True,
             grpo_vdm=grpo_vdm,
             optim_vdm=optim_vdm,
-            sampling=sampling,
             sde=sde,
         )
-        self.vlm = vlm
-        self.model = vlm.model  # registered too: trained (LoRA), moved, checkpointed
-        self.grpo_vdm, self.optim_vdm = grpo_vdm, optim_vdm
-        self.sampling, self.sde = sampling, sde
+        self.grpo_vdm, self.optim_vdm, self.sde = grpo_vdm, optim_vdm, sde
 
     def configure_optimizers(self):
         return make_optimizer(
@@ -119,12 +116,9 @@ def fit_cascade(
     stage2: GRPOVDMParams,
     weights: Mapping[str, float],
     train: Dataset,
-    paths: RunPaths,
-    stage: str,
-    run_key: str,
+    run: TrainingRun,
     *,
     fps: float,
-    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Fresh adapters on both models, trained as one policy: ``stage1`` (the typed ``grpo_vlm`` section)
     gives the VLM side, the loop (group, updates, batch, steps, seed) and the trainer; ``stage2`` (the
@@ -136,4 +130,4 @@ def fit_cascade(
     module = GRPOCascadeModule(
         vlm, vdm, scorer, settings, stage1.sampling, stage2.grpo, stage2.optim, stage2.sde
     )
-    return fit_grpo(module, train, stage1.trainer, paths, stage, run_key, callbacks)
+    return fit_grpo(module, train, stage1.trainer, run)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion, rouge_l
@@ -44,7 +43,7 @@ from vans_pipelines.training.grpo import (
     fit_grpo,
     score_samples,
 )
-from vans_pipelines.training.trainer import FitResult, RunPaths
+from vans_pipelines.training.trainer import FitResult, TrainingRun
 
 if TYPE_CHECKING:
     from vans_pipelines.params import GRPOVDMParams
@@ -328,16 +327,13 @@ def fit_stage2(
     scorer: VideoTextScorer,
     params: GRPOVDMParams,
     train: AnchoredSamples,
-    paths: RunPaths,
-    stage: str,
-    run_key: str,
+    run: TrainingRun,
     *,
     fps: float,
-    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Start a fresh LoRA adapter on ``vdm``'s transformer and train it with stage-2 Flow-GRPO on the
     anchored ``train`` samples (``params``: the typed ``grpo_vdm`` section); the model is left in eval
     mode. Used by the grpo_vdm stage and by the ablations."""
     vdm.start_adapter(params.lora, seed=params.trainer.seed)
     module = GRPOVDMModule(vdm, scorer, GRPOSettings.of(params, fps=fps), params.sde)
-    return fit_grpo(module, train, params.trainer, paths, stage, run_key, callbacks)
+    return fit_grpo(module, train, params.trainer, run)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import motion
@@ -35,7 +34,7 @@ from vans_pipelines.training.grpo import (
     fit_grpo,
     score_samples,
 )
-from vans_pipelines.training.trainer import FitResult, RunPaths
+from vans_pipelines.training.trainer import FitResult, TrainingRun
 
 if TYPE_CHECKING:
     from vans_pipelines.params import GRPOVLMParams
@@ -180,7 +179,32 @@ def stage1_rewards(
     )
 
 
-class GRPOVLMModule(GRPOModule):
+class VLMPolicyModule(GRPOModule):
+    """A GRPO module whose policy includes the VLM (stage 1, the cascade): completions are sampled with
+    ``sampling`` (whose length also normalises dr_grpo's loss), and the VLM's model is registered
+    (trained through its LoRA adapter, moved, checkpointed). ``hparams``: the subclass's own, saved."""
+
+    def __init__(
+        self,
+        vlm: VisionLanguageModel,
+        vdm: VideoDiffusionModel,
+        scorer: VideoTextScorer,
+        settings: GRPOSettings,
+        sampling: SamplingConfig,
+        *,
+        train_transformer: bool,
+        **hparams: Any,
+    ):
+        settings = replace(settings, grpo=with_completion_length(settings.grpo, sampling))
+        super().__init__(
+            settings, vdm, scorer, train_transformer=train_transformer, sampling=sampling, **hparams
+        )
+        self.vlm = vlm
+        self.model = vlm.model
+        self.sampling = sampling
+
+
+class GRPOVLMModule(VLMPolicyModule):
     """Stage 1: the VLM's adapter trained by GRPO; ``vdm`` renders each answer (frozen, not registered)."""
 
     def __init__(
@@ -194,13 +218,9 @@ class GRPOVLMModule(GRPOModule):
         render_steps: int,
         render_cache: RenderCache | None = None,
     ):
-        settings = replace(settings, grpo=with_completion_length(settings.grpo, sampling))
         super().__init__(
-            settings, vdm, scorer, train_transformer=False, sampling=sampling, render_steps=render_steps
+            vlm, vdm, scorer, settings, sampling, train_transformer=False, render_steps=render_steps
         )
-        self.vlm = vlm
-        self.model = vlm.model  # registered: trained (LoRA), moved, checkpointed
-        self.sampling = sampling
         self.render_steps = render_steps
         self.render_cache = render_cache
 
@@ -298,12 +318,9 @@ def fit_stage1(
     scorer: VideoTextScorer,
     params: GRPOVLMParams,
     train: Dataset,
-    paths: RunPaths,
-    stage: str,
-    run_key: str,
+    run: TrainingRun,
     *,
     fps: float,
-    callbacks: Sequence[Callback] = (),
     render_cache: RenderCache | None = None,
 ) -> FitResult:
     """Start a fresh LoRA adapter on ``vlm`` and train it with stage-1 GRPO (``params``: the typed
@@ -319,4 +336,4 @@ def fit_stage1(
         render_steps=params.render_steps,
         render_cache=render_cache,
     )
-    return fit_grpo(module, train, params.trainer, paths, stage, run_key, callbacks)
+    return fit_grpo(module, train, params.trainer, run)

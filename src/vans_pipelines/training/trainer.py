@@ -84,6 +84,27 @@ class RunPaths:
     checkpoint_dir: str
     run_name: str
 
+    def training(self, stage: str, key: str, callbacks: Sequence[Callback] = ()) -> TrainingRun:
+        """A training run named ``stage`` under these paths, resumable under ``key``."""
+        return TrainingRun(self, stage, key, tuple(callbacks))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training run: where it logs and checkpoints (``paths``), its name there (``stage``: the
+    TensorBoard version and the checkpoint folder ``<checkpoint_dir>/<stage>/<key>``), the key a resumed
+    checkpoint must match (the fingerprint of the run's settings and inputs), and extra Lightning
+    callbacks."""
+
+    paths: RunPaths
+    stage: str
+    key: str
+    callbacks: tuple[Callback, ...] = ()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.paths.checkpoint_dir) / self.stage / self.key
+
 
 class Summarised(Protocol):
     def summary(self) -> dict[str, Any]: ...
@@ -252,24 +273,18 @@ def process_layout(config: TrainerConfig) -> tuple[Any, int, Any]:
 
 
 def build_trainer(
-    config: TrainerConfig,
-    paths: RunPaths,
-    stage: str,
-    checkpoint_dir: Path,
-    callbacks: Sequence[Callback] = (),
-    *,
-    limit_val_batches: int | float = 1.0,
+    config: TrainerConfig, run: TrainingRun, *, limit_val_batches: int | float = 1.0
 ) -> L.Trainer:
     devices, num_nodes, strategy = process_layout(config)
     checkpoint = ModelCheckpoint(
-        dirpath=checkpoint_dir,
+        dirpath=run.checkpoint_dir,
         every_n_train_steps=config.checkpoint_every_n_steps,
         save_last=True,
         save_top_k=0,
         enable_version_counter=False,
     )
     logger = TensorBoardLogger(
-        save_dir=paths.log_dir, name=paths.run_name, version=stage, default_hp_metric=False
+        save_dir=run.paths.log_dir, name=run.paths.run_name, version=run.stage, default_hp_metric=False
     )
     return L.Trainer(
         accelerator=config.accelerator,
@@ -289,8 +304,8 @@ def build_trainer(
         callbacks=[
             checkpoint,
             LearningRateMonitor(logging_interval="step"),
-            ProgressLog(stage, config.log_every_n_steps),
-            *callbacks,
+            ProgressLog(run.stage, config.log_every_n_steps),
+            *run.callbacks,
         ],
         logger=logger,
         enable_progress_bar=False,
@@ -311,19 +326,12 @@ EXPECTED_LIGHTNING_WARNINGS = (
 
 
 def fit(
-    module: L.LightningModule,
-    datamodule: L.LightningDataModule,
-    config: TrainerConfig,
-    paths: RunPaths,
-    stage: str,
-    run_key: str,
-    callbacks: Sequence[Callback] = (),
+    module: L.LightningModule, datamodule: L.LightningDataModule, config: TrainerConfig, run: TrainingRun
 ) -> FitResult:
-    """Train ``module``; resume from ``<checkpoint_dir>/<stage>/<run_key>/last.ckpt`` when a previous run
-    with the same key was killed; remove those checkpoints once training completes."""
+    """Train ``module``; resume from ``run``'s ``last.ckpt`` when a previous run with the same key was
+    killed; remove those checkpoints once training completes."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-    checkpoint_dir = Path(paths.checkpoint_dir) / stage / run_key
-    last = checkpoint_dir / "last.ckpt"
+    stage, last = run.stage, run.checkpoint_dir / "last.ckpt"
     resumed = None
     if last.is_file():
         try:
@@ -332,7 +340,7 @@ def fit(
         except Exception as err:  # a process killed while writing it leaves a truncated file
             log.warning("%s: cannot read %s (%s); starting this stage over", stage, last, err)
             last.unlink()
-    trainer = build_trainer(config, paths, stage, checkpoint_dir, callbacks)
+    trainer = build_trainer(config, run)
     start = time.perf_counter()
     with warnings.catch_warnings():
         for message in EXPECTED_LIGHTNING_WARNINGS:
@@ -343,6 +351,6 @@ def fit(
         raise RuntimeError(f"{stage}: training was interrupted at step {trainer.global_step}")
     trainer.strategy.barrier()
     if trainer.is_global_zero:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
     log_dir = trainer.logger.log_dir if trainer.logger is not None else None
     return FitResult(trainer.global_step, resumed, seconds, trainer.world_size, log_dir)

@@ -10,6 +10,7 @@ import copy
 import logging
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -153,18 +154,9 @@ def stage1_objective(
         vlm = copy.deepcopy(sft_vlm)  # every trial starts from the SFT weights
         report = ReportToTrial(trial, lambda: score(vlm, params), tune.report_every)
         with tempfile.TemporaryDirectory(prefix="vans-tune-") as checkpoints:
-            fit_stage1(
-                vlm,
-                vdm,
-                scorer,
-                params,
-                train,
-                RunPaths(paths.log_dir, checkpoints, paths.run_name),
-                f"tune/trial_{trial.number:03d}",
-                "trial",
-                fps=fps,
-                callbacks=[report],
-            )
+            trial_paths = replace(paths, checkpoint_dir=checkpoints)
+            run = trial_paths.training(f"tune/trial_{trial.number:03d}", "trial", [report])
+            fit_stage1(vlm, vdm, scorer, params, train, run, fps=fps)
         value = score(vlm, params)
         trial.report(value, tune.steps)
         log.info("tune: trial %d finished, objective %.4f, params %s", trial.number, value, trial.params)

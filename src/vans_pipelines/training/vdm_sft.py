@@ -23,11 +23,14 @@ from vans_pipelines.training.data import (
     collate_frames,
     spread_frames,
 )
-from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, TrainerConfig, fit
+from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainerConfig, TrainingRun, fit
 from vans_pipelines.triplets import TripletSet
 
 if TYPE_CHECKING:  # params imports training: only the annotation refers back
     from vans_pipelines.params import VAEFitParams, VDMParams
+
+#: The VAE fit's name (TensorBoard version, checkpoint folder) beside the transformer's run.
+VAE_STAGE = "sft_vae"
 
 
 def foreground_weights(
@@ -94,9 +97,7 @@ def fit_vae(
     train_triplets: TripletSet,
     settings: VAEFitParams,
     trainer: TrainerConfig,
-    paths: RunPaths,
-    run_key: str,
-    stage: str = "sft_vae",
+    run: TrainingRun,
 ) -> FitResult:
     """Fit ``vdm``'s VAE on the train clips' single frames (``settings``: ``sft.vdm.vae_fit``; the rest of
     the trainer settings from ``trainer``), then set its latent statistics from a spread of frames."""
@@ -110,9 +111,7 @@ def fit_vae(
         ),
         SamplesDataModule(frames, settings.batch_frames, trainer.seed, collate_fn=collate_frames),
         replace(trainer, max_steps=settings.steps, batch_size=settings.batch_frames, val_every_n_steps=None),
-        paths,
-        stage,
-        run_key,
+        run,
     )
     vdm.vae.eval()
     vdm.normalise_latents(spread_frames(frames, settings.stats_frames))
@@ -298,17 +297,18 @@ def fit_sft_vdm(
     train_triplets: TripletSet,
     train: Dataset,
     val: Dataset,
-    paths: RunPaths,
-    run_key: str,
+    run: TrainingRun,
     *,
     fps: float,
 ) -> VDMFit:
     """Fit the tiny VAE (``params.vae_fit.steps`` > 0), add a LoRA adapter when ``params.finetune`` is
     ``lora``, encode the train latents once (``params.cache_latents``), then flow-match the transformer on
-    ``train`` (``params``: ``sft.vdm``), validated on ``val``; every part is left in eval mode."""
+    ``train`` (``params``: ``sft.vdm``), validated on ``val``; every part is left in eval mode. The VAE
+    fit runs as ``run`` renamed :data:`VAE_STAGE`."""
     vae_seconds = 0.0
     if params.vae_fit.steps:
-        vae_seconds = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, paths, run_key).seconds
+        vae_run = replace(run, stage=VAE_STAGE)
+        vae_seconds = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, vae_run).seconds
     if params.finetune == "lora":
         vdm.add_lora(params.lora, seed=params.trainer.seed)
     cache_started = time.perf_counter()
@@ -330,9 +330,7 @@ def fit_sft_vdm(
             val_collate_fn=collate,
         ),
         params.trainer,
-        paths,
-        "sft_vdm",
-        run_key,
+        run,
     )
     for module in vdm.modules().values():
         module.eval()

@@ -16,7 +16,7 @@ from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import TrainValDataModule
-from vans_pipelines.training.trainer import FitResult, OptimConfig, RunPaths, fit
+from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainingRun, fit
 
 if TYPE_CHECKING:  # params imports training: only the annotation refers back
     from vans_pipelines.params import VLMParams
@@ -91,7 +91,7 @@ def evaluate_vlm(
 
 
 def fit_sft_vlm(
-    vlm: VisionLanguageModel, params: VLMParams, train: Dataset, val: Dataset, paths: RunPaths, run_key: str
+    vlm: VisionLanguageModel, params: VLMParams, train: Dataset, val: Dataset, run: TrainingRun
 ) -> FitResult:
     """Supervised fine-tuning of ``vlm`` on ``train`` (``params``: ``sft.vlm``), validated on ``val``;
     the model is left in eval mode."""
@@ -101,9 +101,7 @@ def fit_sft_vlm(
             train, val, params.trainer.batch_size, params.trainer.seed, params.trainer.num_workers
         ),
         params.trainer,
-        paths,
-        "sft_vlm",
-        run_key,
+        run,
     )
     vlm.model.eval()
     return result

@@ -140,9 +140,7 @@ def train_scorer(
         ScorerModule(tiny, params.scorer.optim),
         SamplesDataModule(train, trainer.batch_size, trainer.seed, trainer.num_workers),
         trainer,
-        run_context.paths,
-        "scorer",
-        fingerprint(params.scorer, len(train), len(tokenizer)),
+        run_context.paths.training("scorer", fingerprint(params.scorer, len(train), len(tokenizer))),
     )
     tiny.encoder.eval()
     after = retrieval_accuracy(tiny, val)

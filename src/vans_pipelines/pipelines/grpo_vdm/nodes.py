@@ -74,10 +74,11 @@ def train_grpo_vdm(
     val = AnchoredSamples(samples(val_triplets, captions), anchors_of(anchor_captions, "val", False))
     check_enough_anchors(train, params, world_size())
     vdm = sft_vdm
-    run_key = fingerprint(params, sorted(train.anchors.items()), weights_fingerprint(vdm.transformer))
+    key = fingerprint(params, sorted(train.anchors.items()), weights_fingerprint(vdm.transformer))
+    training = run_context.paths.training("grpo_vdm", key)
     run = measure_fit(
         lambda: evaluate_stage2(vdm, scorer, val, params.rewards, **params.eval.model_dump()),
-        lambda: fit_stage2(vdm, scorer, params, train, run_context.paths, "grpo_vdm", run_key, fps=fps),
+        lambda: fit_stage2(vdm, scorer, params, train, training, fps=fps),
     )
     trainable = sum(p.numel() for p in vdm.transformer.parameters() if p.requires_grad)
     report = {

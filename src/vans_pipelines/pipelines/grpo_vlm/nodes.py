@@ -13,12 +13,11 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
-from vans_pipelines.samples import samples
-from vans_pipelines.training.data import check_batch_fits
+from vans_pipelines.training.data import training_samples
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo import before_after
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
-from vans_pipelines.training.trainer import fingerprint, measure_fit, world_size
+from vans_pipelines.training.trainer import fingerprint, measure_fit
 from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
@@ -38,11 +37,12 @@ def train_grpo_vlm(
     """Joint-GRPO stage 1. The report holds the val reward (per reward, total, seed spread) before and
     after, and what training did (steps, time, TensorBoard folder)."""
     params: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    train, val = samples(train_triplets, captions), samples(val_triplets, captions)
-    check_batch_fits("grpo_vlm.trainer.batch_size", params.trainer.batch_size, train, world_size())
+    batch = ("grpo_vlm.trainer.batch_size", params.trainer.batch_size)
+    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
     vlm, vdm = sft_vlm, sft_vdm
     # The key of resumable checkpoints: these settings on these input weights.
-    run_key = fingerprint(params, len(train), weights_fingerprint(vlm.model, vdm.transformer))
+    key = fingerprint(params, len(train), weights_fingerprint(vlm.model, vdm.transformer))
+    training = run_context.paths.training("grpo_vlm", key)
     evaluation = {
         "render_steps": params.render_steps,
         "seeds": params.eval.seeds,
@@ -51,7 +51,7 @@ def train_grpo_vlm(
     }
     run = measure_fit(
         lambda: evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation),
-        lambda: fit_stage1(vlm, vdm, scorer, params, train, run_context.paths, "grpo_vlm", run_key, fps=fps),
+        lambda: fit_stage1(vlm, vdm, scorer, params, train, training, fps=fps),
     )
     trainable = sum(p.numel() for p in vlm.model.parameters() if p.requires_grad)
     report = {**run.report(trainable_parameters=trainable), **before_after(run.before, run.after)}

@@ -15,8 +15,8 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import RunContext, SFTParams, VDMParams, VLMParams, parse_section
 from vans_pipelines.samples import samples
-from vans_pipelines.training.data import check_batch_fits
-from vans_pipelines.training.trainer import fingerprint, measure_fit, world_size
+from vans_pipelines.training.data import training_samples
+from vans_pipelines.training.trainer import fingerprint, measure_fit
 from vans_pipelines.training.vdm_sft import evaluate_vae, evaluate_vdm, fit_sft_vdm
 from vans_pipelines.training.vlm_sft import evaluate_vlm, fit_sft_vlm
 from vans_pipelines.triplets import TripletSet
@@ -59,14 +59,13 @@ def train_vlm(
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """VLM SFT: (context video, question) → reasoning + caption; val caption ROUGE-L before and after."""
     params: VLMParams = parse_section("sft", sft).vlm
-    train, val = samples(train_triplets, captions), samples(val_triplets, captions)
-    # Real-video splits are only known after ingest, so this is checked here, before any training.
-    check_batch_fits("sft.vlm.trainer.batch_size", params.trainer.batch_size, train, world_size())
+    batch = ("sft.vlm.trainer.batch_size", params.trainer.batch_size)
+    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
     vlm = load_vlm(params, tokenizer, fps)
     key = sft_run_key(params, len(train), len(tokenizer))
     run = measure_fit(
         lambda: evaluate_vlm(vlm, val, max_new_tokens=params.eval.max_new_tokens, limit=params.eval.limit),
-        lambda: fit_sft_vlm(vlm, params, train, val, run_context.paths, key),
+        lambda: fit_sft_vlm(vlm, params, train, val, run_context.paths.training("sft_vlm", key)),
     )
     # run_key: the settings' fingerprint (also what a resumed checkpoint must match)
     report = run.report(run_key=key, parameters=sum(p.numel() for p in vlm.model.parameters()))
@@ -88,14 +87,16 @@ def train_vdm(
     on (caption, context) → target; val pixel error and oracle event accuracy before and after, and what
     the VAE keeps of the val and test targets (no model is chosen on the test figure)."""
     params: VDMParams = parse_section("sft", sft).vdm
-    train, val = samples(train_triplets, captions), samples(val_triplets, captions)
-    check_batch_fits("sft.vdm.trainer.batch_size", params.trainer.batch_size, train, world_size())
+    batch = ("sft.vdm.trainer.batch_size", params.trainer.batch_size)
+    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
     vdm = load_vdm(params, tokenizer)
     key = sft_run_key(params, len(train), len(tokenizer))
     evaluation = {"num_steps": params.eval.num_steps, "limit": params.eval.limit, "seed": params.trainer.seed}
     run = measure_fit(
         lambda: evaluate_vdm(vdm, val, **evaluation),
-        lambda: fit_sft_vdm(vdm, params, train_triplets, train, val, run_context.paths, key, fps=fps),
+        lambda: fit_sft_vdm(
+            vdm, params, train_triplets, train, val, run_context.paths.training("sft_vdm", key), fps=fps
+        ),
     )
     report = run.report(
         run_key=key,

@@ -16,9 +16,7 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, TuneParams, parse_section
-from vans_pipelines.samples import TripletSamples, captions_by_id
-from vans_pipelines.training.data import check_batch_fits
-from vans_pipelines.training.trainer import world_size
+from vans_pipelines.training.data import training_samples
 from vans_pipelines.training.tune import (
     best_overrides,
     merge,
@@ -49,9 +47,8 @@ def run_study_node(
     summary (best trial, every trial, importances)."""
     params: TuneParams = parse_section("tune", tune)
     base: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    by_id = captions_by_id(captions)
-    train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
-    check_batch_fits("grpo_vlm.trainer.batch_size", base.trainer.batch_size, train, world_size())
+    batch = ("grpo_vlm.trainer.batch_size", base.trainer.batch_size)
+    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
     study = open_study(
         tune_storage,
         params.study_name,

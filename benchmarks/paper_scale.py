@@ -37,19 +37,12 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, UMT5Config, UMT5EncoderModel
+from transformers import Qwen2_5_VLForConditionalGeneration, UMT5Config, UMT5EncoderModel
 
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.render import render
-from vans_pipelines.models.tokenizer import (
-    IM_END,
-    IM_START,
-    IMAGE_PAD,
-    VIDEO_PAD,
-    VISION_END,
-    VISION_START,
-    build_word_tokenizer,
-)
+from vans_pipelines.models.tiny import qwen_vl_config
+from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning, VideoDiffusionModel
 from vans_pipelines.models.vlm import VideoProcessing, VisionLanguageModel
 from vans_pipelines.rl.flow_sde import SDEConfig
@@ -197,21 +190,7 @@ def build_models(scale: Scale, device: torch.device) -> tuple[VisionLanguageMode
         0, "train", 8, context_frames=scale.context_frames, target_frames=1, height=32, width=32
     )
     tokenizer = build_word_tokenizer([t.caption for t in world] + [t.question for t in world])
-    ids = tokenizer.convert_tokens_to_ids
-    text = {
-        **scale.vlm_text,
-        "bos_token_id": ids(IM_START),
-        "eos_token_id": ids(IM_END),
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    config = Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=scale.vlm_vision,
-        image_token_id=ids(IMAGE_PAD),
-        video_token_id=ids(VIDEO_PAD),
-        vision_start_token_id=ids(VISION_START),
-        vision_end_token_id=ids(VISION_END),
-    )
+    config = qwen_vl_config(tokenizer, scale.vlm_text, scale.vlm_vision)
     with device:
         model = Qwen2_5_VLForConditionalGeneration(config).eval()
     processing = VideoProcessing(

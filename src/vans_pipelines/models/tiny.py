@@ -6,6 +6,7 @@ same wrappers load real checkpoints (:meth:`VisionLanguageModel.from_pretrained`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
@@ -43,44 +44,56 @@ class TinyVLMSpec:
     max_position_embeddings: int = 1024
 
 
+def qwen_vl_config(
+    tokenizer: PreTrainedTokenizerBase, text: dict[str, Any], vision: dict[str, Any]
+) -> Qwen2_5_VLConfig:
+    """A Qwen2.5-VL config of the given text and vision sizes that speaks ``tokenizer``: its special
+    tokens are the chat and vision markers."""
+    ids = tokenizer.convert_tokens_to_ids
+    return Qwen2_5_VLConfig(
+        text_config={
+            **text,
+            "bos_token_id": ids(IM_START),
+            "eos_token_id": ids(IM_END),
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config=vision,
+        image_token_id=ids(IMAGE_PAD),
+        video_token_id=ids(VIDEO_PAD),
+        vision_start_token_id=ids(VISION_START),
+        vision_end_token_id=ids(VISION_END),
+    )
+
+
 def tiny_vlm_config(tokenizer: PreTrainedTokenizerBase, spec: TinyVLMSpec) -> Qwen2_5_VLConfig:
     """A Qwen2.5-VL config of the real class, shrunk: same architecture, random-init sizes for a CPU."""
     head_dim = spec.hidden_size // spec.num_heads
     # M-RoPE splits the rotary half-dimension into (time, height, width) sections.
     half = head_dim // 2
     mrope = [half - 2 * (half // 3), half // 3, half // 3]
-    ids = tokenizer.convert_tokens_to_ids
-    return Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": spec.hidden_size,
-            "intermediate_size": spec.intermediate_size,
-            "num_hidden_layers": spec.num_layers,
-            "num_attention_heads": spec.num_heads,
-            "num_key_value_heads": spec.num_kv_heads,
-            "max_position_embeddings": spec.max_position_embeddings,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-            "bos_token_id": ids(IM_START),
-            "eos_token_id": ids(IM_END),
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={
-            "depth": spec.vision_depth,
-            "hidden_size": spec.vision_hidden_size,
-            "intermediate_size": 2 * spec.vision_hidden_size,
-            "num_heads": spec.vision_heads,
-            "patch_size": spec.patch_size,
-            "spatial_merge_size": spec.merge_size,
-            "temporal_patch_size": spec.temporal_patch_size,
-            "window_size": spec.patch_size * spec.merge_size * 2,
-            "out_hidden_size": spec.hidden_size,
-            "fullatt_block_indexes": [spec.vision_depth - 1],
-        },
-        image_token_id=ids(IMAGE_PAD),
-        video_token_id=ids(VIDEO_PAD),
-        vision_start_token_id=ids(VISION_START),
-        vision_end_token_id=ids(VISION_END),
-    )
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "num_key_value_heads": spec.num_kv_heads,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+    }
+    vision = {
+        "depth": spec.vision_depth,
+        "hidden_size": spec.vision_hidden_size,
+        "intermediate_size": 2 * spec.vision_hidden_size,
+        "num_heads": spec.vision_heads,
+        "patch_size": spec.patch_size,
+        "spatial_merge_size": spec.merge_size,
+        "temporal_patch_size": spec.temporal_patch_size,
+        "window_size": spec.patch_size * spec.merge_size * 2,
+        "out_hidden_size": spec.hidden_size,
+        "fullatt_block_indexes": [spec.vision_depth - 1],
+    }
+    return qwen_vl_config(tokenizer, text, vision)
 
 
 def build_tiny_vlm(

@@ -19,7 +19,7 @@ from vans_pipelines.models.scorer import ClipScorer, TinyScorer, VideoTextScorer
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import CaptionParams, RunContext, parse_section
-from vans_pipelines.samples import TripletSamples, captions_by_id
+from vans_pipelines.samples import samples
 from vans_pipelines.training.data import SamplesDataModule, check_batch_fits
 from vans_pipelines.training.scorer import ScorerModule, retrieval_accuracy
 from vans_pipelines.training.trainer import fingerprint, fit, world_size
@@ -127,8 +127,7 @@ def train_scorer(
     """The video-text scorer: the tiny contrastive encoder trained on (target clip, caption) pairs, or a
     pretrained CLIP; with its val video→text retrieval accuracy."""
     params: CaptionParams = parse_section("caption", caption)
-    by_id = captions_by_id(captions)
-    train, val = TripletSamples(train_triplets, by_id), TripletSamples(val_triplets, by_id)
+    train, val = samples(train_triplets, captions), samples(val_triplets, captions)
     if params.scorer.kind == "clip":
         scorer: VideoTextScorer = ClipScorer.from_pretrained(params.scorer.path)
         return scorer, {"kind": "clip", "path": params.scorer.path, "val": retrieval_accuracy(scorer, val)}

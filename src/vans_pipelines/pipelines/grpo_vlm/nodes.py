@@ -37,8 +37,13 @@ def train_grpo_vlm(
     """Joint-GRPO stage 1. The report holds the val reward (per reward, total, seed spread) before and
     after, and what training did (steps, time, TensorBoard folder)."""
     params: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    batch = ("grpo_vlm.trainer.batch_size", params.trainer.batch_size)
-    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
+    train, val = training_samples(
+        train_triplets,
+        val_triplets,
+        captions,
+        batch_key="grpo_vlm.trainer.batch_size",
+        batch_size=params.trainer.batch_size,
+    )
     vlm, vdm = sft_vlm, sft_vdm
     # The key of resumable checkpoints: these settings on these input weights.
     key = fingerprint(params, len(train), weights_fingerprint(vlm.model, vdm.transformer))

@@ -59,8 +59,13 @@ def train_vlm(
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """VLM SFT: (context video, question) → reasoning + caption; val caption ROUGE-L before and after."""
     params: VLMParams = parse_section("sft", sft).vlm
-    batch = ("sft.vlm.trainer.batch_size", params.trainer.batch_size)
-    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
+    train, val = training_samples(
+        train_triplets,
+        val_triplets,
+        captions,
+        batch_key="sft.vlm.trainer.batch_size",
+        batch_size=params.trainer.batch_size,
+    )
     vlm = load_vlm(params, tokenizer, fps)
     key = sft_run_key(params, len(train), len(tokenizer))
     run = measure_fit(
@@ -87,8 +92,13 @@ def train_vdm(
     on (caption, context) → target; val pixel error and oracle event accuracy before and after, and what
     the VAE keeps of the val and test targets (no model is chosen on the test figure)."""
     params: VDMParams = parse_section("sft", sft).vdm
-    batch = ("sft.vdm.trainer.batch_size", params.trainer.batch_size)
-    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
+    train, val = training_samples(
+        train_triplets,
+        val_triplets,
+        captions,
+        batch_key="sft.vdm.trainer.batch_size",
+        batch_size=params.trainer.batch_size,
+    )
     vdm = load_vdm(params, tokenizer)
     key = sft_run_key(params, len(train), len(tokenizer))
     evaluation = {"num_steps": params.eval.num_steps, "limit": params.eval.limit, "seed": params.trainer.seed}

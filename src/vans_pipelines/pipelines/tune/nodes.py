@@ -47,8 +47,13 @@ def run_study_node(
     summary (best trial, every trial, importances)."""
     params: TuneParams = parse_section("tune", tune)
     base: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    batch = ("grpo_vlm.trainer.batch_size", base.trainer.batch_size)
-    train, val = training_samples(train_triplets, val_triplets, captions, *batch)
+    train, val = training_samples(
+        train_triplets,
+        val_triplets,
+        captions,
+        batch_key="grpo_vlm.trainer.batch_size",
+        batch_size=base.trainer.batch_size,
+    )
     study = open_study(
         tune_storage,
         params.study_name,

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from vans_pipelines.answer import main
 from vans_pipelines.datasets import TripletDataset
@@ -47,7 +48,8 @@ def test_answer_prints_the_caption_and_writes_the_video(finished_run, context_vi
     out = tmp_path / "answers" / "answer.mp4"
     assert main(args(finished_run, context_video, out)) == 0
     printed = capsys.readouterr().out
-    assert "models: grpo_vlm + grpo_vdm" in printed and "caption: " in printed and "reasoning: " in printed
+    assert "models: grpo_vlm + grpo_vdm on cpu" in printed  # run.inference.device auto, without a GPU
+    assert "caption: " in printed and "reasoning: " in printed
     video = decode_all(str(out))
     assert video.shape == (16, 32, 32, 3)  # the project's ingest.clip: 16 answer frames of 32 x 32
     assert not list(out.parent.glob(".*tmp"))
@@ -57,7 +59,11 @@ def test_answer_prints_the_caption_and_writes_the_video(finished_run, context_vi
 def test_the_console_script_is_installed(finished_run, context_video, tmp_path):
     vans = Path(sys.executable).parent / "vans"
     result = subprocess.run(
-        [str(vans), *args(finished_run, context_video, tmp_path / "a.mp4", "--answer-frames", "8")],
+        [
+            str(vans),
+            *args(finished_run, context_video, tmp_path / "a.mp4", "--answer-frames", "8"),
+            *("--device", "cpu", "--precision", "bf16-mixed"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -82,4 +88,7 @@ def test_bad_inputs_are_clear_errors_and_write_nothing(finished_run, context_vid
     no_models[no_models.index("--checkpoints") + 1] = str(empty)
     assert main(no_models) == 2
     assert "no trained models in" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(args(finished_run, context_video, out, "--device", "cuda:3")) == 2
+        assert "--device: 'cuda:3': this machine has no CUDA device" in capsys.readouterr().err
     assert not out.exists()

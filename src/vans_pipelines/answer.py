@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vans_pipelines.models.placement import CPU, PRECISIONS, Inference
 from vans_pipelines.video.io import VideoError, decode_resampled, encode_video
 
 DEFAULT_CHECKPOINTS = Path("data/06_models")
@@ -36,18 +37,38 @@ class ClipGeometry:
     fps: float
 
 
-def project_geometry(project: Path) -> ClipGeometry | None:
-    """The ``ingest.clip`` settings of the Kedro project at ``project`` (None when it is not one)."""
+def _project_parameters(project: Path) -> dict | None:
     conf = project / "conf"
     if not (conf / "base").is_dir():
         return None
     from kedro.config import OmegaConfigLoader
 
+    loader = OmegaConfigLoader(conf_source=str(conf), base_env="base", default_run_env="local")
+    return dict(loader["parameters"])
+
+
+def project_geometry(project: Path) -> ClipGeometry | None:
+    """The ``ingest.clip`` settings of the Kedro project at ``project`` (None when it is not one)."""
+    parameters = _project_parameters(project)
+    if parameters is None:
+        return None
     from vans_pipelines.params import parse_section
 
-    loader = OmegaConfigLoader(conf_source=str(conf), base_env="base", default_run_env="local")
-    clip = parse_section("ingest", loader["parameters"].get("ingest")).clip
+    clip = parse_section("ingest", parameters.get("ingest")).clip
     return ClipGeometry(clip.context_frames, clip.target_frames, clip.height, clip.width, clip.fps)
+
+
+def project_inference(project: Path, device: str | None = None, precision: str | None = None) -> Inference:
+    """Where to run: the project's ``run.inference`` (the defaults outside a project), with ``device`` /
+    ``precision`` overriding it; ``AnswerError`` when the device is not usable here."""
+    from vans_pipelines.params import parse_section
+
+    parameters = _project_parameters(project) or {}
+    settings = parse_section("run", parameters.get("run") or {}).inference
+    try:
+        return Inference.resolve(device or settings.device, precision or settings.precision)
+    except ValueError as err:
+        raise AnswerError(f"--device: {err}") from None
 
 
 def find_checkpoints(folder: Path) -> tuple[Path, Path]:
@@ -92,6 +113,7 @@ class VideoAnswer:
     well_formed: bool
     video: np.ndarray  # uint8 [T, H, W, 3]
     models: tuple[str, str]
+    device: str = "cpu"
 
 
 def answer(
@@ -103,9 +125,10 @@ def answer(
     num_steps: int = 10,
     seed: int = 0,
     max_new_tokens: int = 64,
+    inference: Inference = CPU,
 ) -> VideoAnswer:
-    """The cascade on one input: the VLM reasons and captions, the VDM renders the caption with the
-    context."""
+    """The cascade on one input, where ``inference`` says: the VLM reasons and captions, the VDM renders
+    the caption with the context."""
     vlm_dir, vdm_dir = find_checkpoints(checkpoints)
     context = read_context(video, geometry)
     from vans_pipelines.models.answer_format import parse_answer
@@ -114,16 +137,24 @@ def answer(
 
     vlm = VisionLanguageModel.from_pretrained(vlm_dir)
     vlm.model.eval()
-    text = vlm.generate([context], [question], max_new_tokens=max_new_tokens).texts[0]
+    with inference.running(vlm):
+        text = vlm.generate([context], [question], max_new_tokens=max_new_tokens).texts[0]
     parsed = parse_answer(text)
+    vlm.to("cpu")  # the VDM gets the accelerator to itself
     vdm = VideoDiffusionModel.from_pretrained(vdm_dir)
     for part in vdm.modules().values():
         part.eval()
-    clip = vdm.sample(
-        [parsed.caption], context[None], frames=geometry.answer_frames, num_steps=num_steps, seed=seed
-    )
+    with inference.running(vdm):
+        clip = vdm.sample(
+            [parsed.caption], context[None], frames=geometry.answer_frames, num_steps=num_steps, seed=seed
+        )
     return VideoAnswer(
-        parsed.reasoning, parsed.caption, parsed.well_formed, clip[0], (vlm_dir.name, vdm_dir.name)
+        parsed.reasoning,
+        parsed.caption,
+        parsed.well_formed,
+        clip[0],
+        (vlm_dir.name, vdm_dir.name),
+        inference.device,
     )
 
 
@@ -155,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="diffusion sampling steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument(
+        "--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default: the project's run.inference)"
+    )
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default=None, help="default: the project's run.inference"
+    )
     for name, kind in (
         ("context-frames", int),
         ("answer-frames", int),
@@ -197,12 +234,13 @@ def main(argv: list[str] | None = None) -> int:
             num_steps=args.steps,
             seed=args.seed,
             max_new_tokens=args.max_new_tokens,
+            inference=project_inference(args.project, args.device, args.precision),
         )
         write_video(result.video, args.out, geometry.fps)
     except AnswerError as err:
         print(f"vans answer: error: {err}", file=sys.stderr)
         return 2
-    print(f"models: {result.models[0]} + {result.models[1]}")
+    print(f"models: {result.models[0]} + {result.models[1]} on {result.device}")
     print(f"reasoning: {result.reasoning}")
     print(f"caption: {result.caption}")
     if not result.well_formed:

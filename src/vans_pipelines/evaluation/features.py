@@ -24,6 +24,8 @@ class VideoFeatures(Protocol):
 
     def __call__(self, videos: Sequence[np.ndarray]) -> np.ndarray: ...
 
+    def to(self, device: torch.device | str) -> VideoFeatures: ...
+
 
 class ScorerFeatures:
     """The configured video/text scorer's video embeddings (the embedded default's trained tiny encoder,
@@ -36,6 +38,10 @@ class ScorerFeatures:
     @torch.no_grad()
     def __call__(self, videos: Sequence[np.ndarray]) -> np.ndarray:
         return self.scorer.embed_videos(list(videos)).float().cpu().numpy()
+
+    def to(self, device: torch.device | str) -> ScorerFeatures:
+        self.scorer.to(device)
+        return self
 
 
 class PretrainedVideoFeatures:
@@ -73,9 +79,13 @@ class PretrainedVideoFeatures:
         out = []
         for start in range(0, len(videos), self.batch_size):
             pixels = self._pixels(videos[start : start + self.batch_size])
-            hidden = self.model(pixel_values=pixels).last_hidden_state
-            out.append(hidden.mean(dim=1).float().numpy())
+            hidden = self.model(pixel_values=pixels.to(self.model.device)).last_hidden_state
+            out.append(hidden.mean(dim=1).float().cpu().numpy())
         return np.concatenate(out)
+
+    def to(self, device: torch.device | str) -> PretrainedVideoFeatures:
+        self.model.to(device)
+        return self
 
 
 def build_features(kind: str, scorer: VideoTextScorer, path: str | None = None) -> VideoFeatures:

@@ -68,6 +68,8 @@ def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
             parent_name, _, child = name.rpartition(".")
             parent = module.get_submodule(parent_name) if parent_name else module
             setattr(parent, child, layer.get_base_layer())
+    if hasattr(module, "peft_config"):  # the next injection would otherwise stack on a stale config
+        del module.peft_config
     for param in module.parameters():
         param.requires_grad = True
     return module

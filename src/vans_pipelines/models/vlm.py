@@ -212,6 +212,10 @@ class VisionLanguageModel(AdaptedModel):
         return out
 
     # ------------------------------------------------------------------ inference
+    def to(self, device: torch.device | str) -> VisionLanguageModel:
+        self.model.to(device)
+        return self
+
     @torch.no_grad()
     def generate(
         self,

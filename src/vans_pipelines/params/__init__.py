@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vans_pipelines.models import layouts
 from vans_pipelines.models.wan_vae import latent_frames
 from vans_pipelines.params.ablate import AblateParams, AblationEvalParams, AblationVariant, resolve_variant
 from vans_pipelines.params.base import Family, ParameterError, RewardWeights, Strict, format_errors
@@ -31,7 +32,14 @@ from vans_pipelines.params.sft import (
     VLMEvalParams,
     VLMParams,
 )
-from vans_pipelines.params.shared import RunContext, RunParams, VideoGeometry
+from vans_pipelines.params.shared import (
+    CHECKPOINT_LAYOUTS,
+    CheckpointParams,
+    InferenceParams,
+    RunContext,
+    RunParams,
+    VideoGeometry,
+)
 from vans_pipelines.params.tune import TuneParams, TuneSearchSpace
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "AnchorParams",
     "CaptionParams",
     "CaptionerParams",
+    "CheckpointParams",
     "ClipSpec",
     "EvaluateParams",
     "FVDParams",
@@ -51,6 +60,7 @@ __all__ = [
     "GRPOVLMEvalParams",
     "GRPOVLMParams",
     "GridParams",
+    "InferenceParams",
     "IngestParams",
     "ModelSource",
     "ParameterError",
@@ -85,6 +95,7 @@ SECTIONS: dict[str, type[Strict]] = {
     "video_geometry": VideoGeometry,
     "ingest": IngestParams,
     "run": RunParams,
+    "checkpoints": CheckpointParams,
     "caption": CaptionParams,
     "sft": SFTParams,
     "grpo_vlm": GRPOVLMParams,
@@ -95,16 +106,36 @@ SECTIONS: dict[str, type[Strict]] = {
 }
 
 
-def model_path_error(key: str, path: str | None) -> str | None:
-    """Why ``path`` (a folder, or a hub id in the local Hugging Face cache) cannot be loaded, if it cannot."""
-    if path is None or Path(path).is_dir():
-        return None
-    if path.count("/") == 1 and not path.startswith((".", "/")):
-        from huggingface_hub import try_to_load_from_cache
+#: What each checkpoint path a section may name must point at.
+PATH_LAYOUTS: dict[str, layouts.CheckpointLayout] = {
+    "caption.captioner.path": layouts.QWEN2_5_VL,
+    "caption.tokenizer.path": layouts.TOKENIZER,
+    "caption.scorer.path": layouts.CLIP,
+    "sft.vlm.model.path": layouts.QWEN2_5_VL,
+    "sft.vdm.model.path": layouts.WAN2_1,
+    "evaluate.fvd.path": layouts.VIDEO_MODEL,
+}
 
-        if isinstance(try_to_load_from_cache(path, "config.json"), str):
-            return None
-    return f"{key}: {path!r} is neither a folder nor a model in the local Hugging Face cache (no hub access)"
+
+def model_path_error(key: str, path: str | None) -> str | None:
+    """Why ``path`` (a folder, or a hub id in the local Hugging Face cache) cannot be loaded as what ``key``
+    needs (:data:`PATH_LAYOUTS`), if it cannot."""
+    if path is None:
+        return None
+    layout = PATH_LAYOUTS.get(key)
+    if not Path(path).is_dir():
+        if path.count("/") == 1 and not path.startswith((".", "/")):
+            from huggingface_hub import try_to_load_from_cache
+
+            if isinstance(try_to_load_from_cache(path, "config.json"), str):
+                return None
+        expected = f"; expected {layout.describe()}" if layout else ""
+        return (
+            f"{key}: {path!r} is neither a folder nor a model in the local Hugging Face cache "
+            f"(no hub access){expected}"
+        )
+    problem = layout.problem(path) if layout else None
+    return f"{key}: {problem}; expected {layout.describe()}" if layout and problem else None
 
 
 def model_paths(parsed: dict[str, Any]) -> dict[str, str | None]:
@@ -122,17 +153,40 @@ def model_paths(parsed: dict[str, Any]) -> dict[str, str | None]:
         for name in ("vlm", "vdm"):
             model = getattr(sft, name).model
             paths[f"sft.{name}.model.path"] = model.path if model.source == "pretrained" else None
+    if "evaluate" in parsed:
+        fvd = parsed["evaluate"].fvd
+        paths["evaluate.fvd.path"] = fvd.path if fvd.kind == "pretrained" else None
     return paths
+
+
+#: The ``checkpoints`` entry a recipe sets each path from (conf/paper).
+PATH_CHECKPOINTS = {
+    "caption.captioner.path": "qwen2_5_vl",
+    "caption.tokenizer.path": "qwen2_5_vl",
+    "caption.scorer.path": "clip",
+    "sft.vlm.model.path": "qwen2_5_vl",
+    "sft.vdm.model.path": "wan2_1",
+    "evaluate.fvd.path": "fvd_extractor",
+}
+
+
+def _checkpoint_of(parsed: dict[str, Any], key: str, path: str | None) -> str | None:
+    """``checkpoints.<name>`` when ``key``'s ``path`` came from it (where the user should fix it)."""
+    checkpoints: CheckpointParams | None = parsed.get("checkpoints")
+    name = PATH_CHECKPOINTS.get(key)
+    if checkpoints is None or name is None or path is None or getattr(checkpoints, name) != path:
+        return None
+    return f"checkpoints.{name}"
 
 
 def check_run(parsed: dict[str, Any], sections: set[str]) -> None:
     """Checks for the ``sections`` a run's nodes read: checkpoint paths exist, training batches fit the
     (synthetic) train split. :class:`ParameterError` naming the keys."""
-    errors = [
-        e
-        for key, path in model_paths(parsed).items()
-        if key.split(".")[0] in sections and (e := model_path_error(key, path))
-    ]
+    errors = []
+    for key, path in model_paths(parsed).items():
+        if key.split(".")[0] in sections and (error := model_path_error(key, path)):
+            source = _checkpoint_of(parsed, key, path)
+            errors.append(f"{error} (set by {source})" if source else error)
     ingest: IngestParams | None = parsed.get("ingest")
     batches = {}
     if "caption" in parsed and "caption" in sections:
@@ -162,6 +216,17 @@ def parse_section(name: str, raw: Any) -> Any:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(format_errors(err, name))) from None
 
 
+def _unset_checkpoint_hint(checkpoints: CheckpointParams, errors: list[str]) -> list[str]:
+    """When model paths are missing and the recipe names its checkpoints in one place (conf/paper), the
+    error says which of those are unset, what each must be and how to give it."""
+    unset = [name for name, path in checkpoints.model_dump().items() if path is None]
+    if not unset or not any("path" in error for error in errors):
+        return []
+    return [
+        f"checkpoints.{name}: not set; expected {CHECKPOINT_LAYOUTS[name].describe()}" for name in unset
+    ] + ["(give them with --params checkpoints.<name>=PATH,... or in conf/<env>/globals.yml)"]
+
+
 def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Check every known section of ``params`` and the rules that span sections; return the models."""
     parsed, errors = {}, []
@@ -172,6 +237,8 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
             parsed[name] = parse_section(name, params[name])
         except ParameterError as err:
             errors.extend(str(err).splitlines()[1:])
+    if errors and "checkpoints" in parsed:
+        errors.extend(_unset_checkpoint_hint(parsed["checkpoints"], errors))
     if not errors and "ingest" in parsed:
         ingest: IngestParams = parsed["ingest"]
         geometry = parsed.get("video_geometry", VideoGeometry())

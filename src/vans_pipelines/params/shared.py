@@ -8,7 +8,9 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from vans_pipelines.params.base import Strict
+from vans_pipelines.models.layouts import CLIP, QWEN2_5_VL, VIDEO_MODEL, WAN2_1, CheckpointLayout
+from vans_pipelines.models.placement import CPU, Inference, Precision
+from vans_pipelines.params.base import ParameterError, Strict
 from vans_pipelines.training.trainer import RunPaths
 
 
@@ -29,27 +31,66 @@ class VideoGeometry(Strict):
         return self
 
 
+class CheckpointParams(Strict):
+    """The released checkpoints a recipe loads, in one place. The embedded default loads none; conf/paper's
+    stage sections take their model paths from these (``kedro run --env paper --params
+    checkpoints.qwen2_5_vl=PATH,...`` or ``conf/paper/globals.yml``)."""
+
+    qwen2_5_vl: str | None = None  # the VLM (Qwen2.5-VL-3B-Instruct); also the captioner and tokenizer
+    wan2_1: str | None = None  # the VDM (Wan2.1-T2V-1.3B-Diffusers)
+    clip: str | None = None  # the video-text scorer (a CLIPModel)
+    fvd_extractor: str | None = None  # the FVD features (a transformers video model, e.g. VideoMAE)
+
+
+#: What each checkpoint key must point at.
+CHECKPOINT_LAYOUTS: dict[str, CheckpointLayout] = {
+    "qwen2_5_vl": QWEN2_5_VL,
+    "wan2_1": WAN2_1,
+    "clip": CLIP,
+    "fvd_extractor": VIDEO_MODEL,
+}
+
+
+class InferenceParams(Strict):
+    """Where every evaluating step runs (stage reports, anchor captions, the evaluate stage): ``device``
+    ``auto`` (this process's GPU when there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``;
+    ``precision`` ``32-true`` or ``bf16-mixed``; ``batch_size`` of the stages' evaluation batches."""
+
+    device: str = "auto"
+    precision: Precision = "32-true"
+    batch_size: int = Field(32, ge=1)
+
+
 class RunParams(Strict):
-    """Where Lightning writes TensorBoard runs (one folder per Kedro run) and resumable checkpoints."""
+    """Where Lightning writes TensorBoard runs (one folder per Kedro run) and resumable checkpoints, and
+    where inference runs."""
 
     log_dir: str = "data/07_model_output/tensorboard"
     checkpoint_dir: str = "data/06_models/resume"
+    inference: InferenceParams = InferenceParams()
 
     def context(self, run_id: str, project_path: str) -> RunContext:
-        """This run's context (a hook builds it for the nodes); relative folders are under the project."""
+        """This run's context (a hook builds it for the nodes); relative folders are under the project.
+        ``ValueError`` naming ``run.inference.device`` when that device is not usable here."""
         root = Path(project_path)
         paths = RunPaths(str(root / self.log_dir), str(root / self.checkpoint_dir), run_id)
-        return RunContext(run_id, str(root), paths)
+        settings = self.inference
+        try:
+            inference = Inference.resolve(settings.device, settings.precision, settings.batch_size)
+        except ValueError as error:
+            raise ParameterError(f"invalid parameters:\n  run.inference.device: {error}") from None
+        return RunContext(run_id, str(root), paths, inference)
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a Kedro run tells its nodes: its id, the project folder, and where training writes
-    TensorBoard runs and resumable checkpoints (``paths``)."""
+    """What a Kedro run tells its nodes: its id, the project folder, where training writes TensorBoard
+    runs and resumable checkpoints (``paths``) and where evaluation runs (``inference``)."""
 
     run_id: str
     project_path: str
     paths: RunPaths
+    inference: Inference = CPU
 
     def logging_to(self, log_dir: str) -> RunPaths:
         """``paths`` with TensorBoard runs under ``log_dir`` instead (relative: under the project), for

@@ -45,7 +45,7 @@ def retrieval_accuracy(scorer: VideoTextScorer, samples: Dataset, batch_size: in
     t = scorer.embed_texts(texts)
     sim = v @ t.T
     same = np.array([[a == b for b in texts] for a in texts])
-    ranks = torch.argsort(sim, dim=1, descending=True).numpy()
+    ranks = torch.argsort(sim, dim=1, descending=True).cpu().numpy()
     top1 = np.mean([same[i, ranks[i, 0]] for i in range(len(texts))])
     top5 = np.mean([same[i, ranks[i, :5]].any() for i in range(len(texts))])
     chance = 1.0 / len(texts) if texts else float("nan")

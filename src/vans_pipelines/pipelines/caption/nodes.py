@@ -51,9 +51,14 @@ def _world_rows(triplets: TripletSet) -> tuple[list[dict[str, Any]], list[int]]:
 
 
 def caption_triplets(
-    train_triplets: TripletSet, val_triplets: TripletSet, test_triplets: TripletSet, caption: dict[str, Any]
+    train_triplets: TripletSet,
+    val_triplets: TripletSet,
+    test_triplets: TripletSet,
+    caption: dict[str, Any],
+    run_context: RunContext,
 ) -> pd.DataFrame:
-    """One row per sample of every split: ``sample_id, split, caption, reasoning, captioned_by``."""
+    """One row per sample of every split: ``sample_id, split, caption, reasoning, captioned_by``. The
+    captioner runs where ``run.inference`` says."""
     params: CaptionParams = parse_section("caption", caption)
     rows: list[dict[str, Any]] = []
     captioner: VisionLanguageModel | None = None
@@ -71,7 +76,9 @@ def caption_triplets(
             )
         if captioner is None:
             captioner = VisionLanguageModel.from_pretrained(params.captioner.path)
-        rows.extend(_caption_with_vlm(captioner, triplets, pending, params))
+            captioner.model.eval()
+        with run_context.inference.running(captioner):
+            rows.extend(_caption_with_vlm(captioner, triplets, pending, params))
     table = pd.DataFrame(rows, columns=list(CAPTION_COLUMNS))
     logger.info("captioned %d samples (%s)", len(table), table["captioned_by"].value_counts().to_dict())
     return table
@@ -128,13 +135,17 @@ def train_scorer(
     pretrained CLIP; with its val video→text retrieval accuracy."""
     params: CaptionParams = parse_section("caption", caption)
     train, val = samples(train_triplets, captions), samples(val_triplets, captions)
+    inference = run_context.inference
     if params.scorer.kind == "clip":
         scorer: VideoTextScorer = ClipScorer.from_pretrained(params.scorer.path)
-        return scorer, {"kind": "clip", "path": params.scorer.path, "val": retrieval_accuracy(scorer, val)}
+        with inference.running(scorer):
+            accuracy = retrieval_accuracy(scorer, val)
+        return scorer, {"kind": "clip", "path": params.scorer.path, "val": accuracy}
     trainer = params.scorer.trainer
     check_batch_fits("caption.scorer.trainer.batch_size", trainer.batch_size, train, world_size())
     tiny = TinyScorer.build(tokenizer, params.scorer.tiny, seed=trainer.seed)
-    before = retrieval_accuracy(tiny, val)
+    with inference.running(tiny):
+        before = retrieval_accuracy(tiny, val)
     result = fit(
         ScorerModule(tiny, params.scorer.optim),
         SamplesDataModule(train, trainer.batch_size, trainer.seed, trainer.num_workers),
@@ -142,7 +153,8 @@ def train_scorer(
         run_context.paths.training("scorer", fingerprint(params.scorer, len(train), len(tokenizer))),
     )
     tiny.encoder.eval()
-    after = retrieval_accuracy(tiny, val)
+    with inference.running(tiny):
+        after = retrieval_accuracy(tiny, val)
     report = {
         "kind": "tiny",
         "steps": result.global_step,

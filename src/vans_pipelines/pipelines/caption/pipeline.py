@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 caption_triplets,
-                ["train_triplets", "val_triplets", "test_triplets", "params:caption"],
+                ["train_triplets", "val_triplets", "test_triplets", "params:caption", "run_context"],
                 "captions",
                 name="caption_triplets_node",
             ),

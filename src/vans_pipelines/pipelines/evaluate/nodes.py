@@ -18,7 +18,7 @@ from vans_pipelines.evaluation.systems import Evaluation, evaluate_systems, syst
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import EvaluateParams, parse_section
+from vans_pipelines.params import EvaluateParams, RunContext, parse_section
 from vans_pipelines.samples import TripletSamples, captions_by_id
 from vans_pipelines.triplets import TripletSet
 
@@ -46,33 +46,37 @@ def evaluate_systems_node(
     grpo_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
     evaluate: dict[str, Any],
+    run_context: RunContext,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
-    """Every configured system on the test split. Returns the metrics (DVC metrics file), one row per
-    (system, seed, sample), and the clips of the video grid."""
+    """Every configured system on the test split, where ``run.inference`` says. Returns the metrics (DVC
+    metrics file), one row per (system, seed, sample), and the clips of the video grid."""
     params: EvaluateParams = parse_section("evaluate", evaluate)
     samples = TripletSamples(test_triplets, captions_by_id(captions))
     features = build_features(params.fvd.kind, scorer, params.fvd.path)
     started = time.perf_counter()
-    result = evaluate_systems(
-        system_by_name(params.systems),
-        {"sft": sft_vlm, "grpo": grpo_vlm},
-        {"sft": sft_vdm, "grpo": grpo_vdm},
-        samples,
-        scorer,
-        features,
-        seeds=params.seeds,
-        num_steps=params.num_steps,
-        max_new_tokens=params.max_new_tokens,
-        batch_size=params.batch_size,
-        limit=params.limit,
-        keep_clips=params.grid.samples,
-    )
+    inference = run_context.inference
+    with inference.running(sft_vlm, grpo_vlm, sft_vdm, grpo_vdm, scorer, features):
+        result = evaluate_systems(
+            system_by_name(params.systems),
+            {"sft": sft_vlm, "grpo": grpo_vlm},
+            {"sft": sft_vdm, "grpo": grpo_vdm},
+            samples,
+            scorer,
+            features,
+            seeds=params.seeds,
+            num_steps=params.num_steps,
+            max_new_tokens=params.max_new_tokens,
+            batch_size=params.batch_size,
+            limit=params.limit,
+            keep_clips=params.grid.samples,
+        )
     best = winners(result.summary)
     metrics = {
         "samples": len(result.reference.sample_ids),
         "seeds": list(params.seeds),
         "scorer": type(scorer).__name__,
         "feature_extractor": features.name,
+        "inference": {"device": inference.device, "precision": inference.precision},
         "seconds": round(time.perf_counter() - started, 2),
         "systems": result.summary,
         "best": best,

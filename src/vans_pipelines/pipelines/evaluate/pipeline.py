@@ -27,6 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "grpo_vdm",
                     "scorer",
                     "params:evaluate",
+                    "run_context",
                 ],
                 ["evaluation_metrics", "evaluation_samples", "video_grid_clips"],
                 name="evaluate_systems_node",

@@ -36,14 +36,21 @@ def write_anchor_captions(
     captions: pd.DataFrame,
     grpo_vlm: VisionLanguageModel,
     grpo_vdm: dict[str, Any],
+    run_context: RunContext,
 ) -> pd.DataFrame:
     """The stage-1 VLM's greedy caption of every train and val sample, its ROUGE-L to the ground truth and
     whether it is kept for training (ROUGE-L >= ``grpo_vdm.anchors.min_rouge_l``)."""
     params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
     splits = {"train": samples(train_triplets, captions), "val": samples(val_triplets, captions)}
-    table = anchor_captions(
-        grpo_vlm, splits, min_rouge_l=params.anchors.min_rouge_l, max_new_tokens=params.anchors.max_new_tokens
-    )
+    inference = run_context.inference
+    with inference.running(grpo_vlm):
+        table = anchor_captions(
+            grpo_vlm,
+            splits,
+            min_rouge_l=params.anchors.min_rouge_l,
+            max_new_tokens=params.anchors.max_new_tokens,
+            batch_size=inference.batch_size,
+        )
     for split, part in table.groupby("split"):
         logger.info(
             "anchors (%s): %d of %d kept (ROUGE-L >= %.2f), mean ROUGE-L %.3f",
@@ -76,8 +83,10 @@ def train_grpo_vdm(
     vdm = sft_vdm
     key = fingerprint(params, sorted(train.anchors.items()), weights_fingerprint(vdm.transformer))
     training = run_context.paths.training("grpo_vdm", key)
+    inference = run_context.inference
+    evaluation = {**params.eval.model_dump(), "batch_size": inference.batch_size}
     run = measure_fit(
-        lambda: evaluate_stage2(vdm, scorer, val, params.rewards, **params.eval.model_dump()),
+        inference.bind(lambda: evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation), vdm, scorer),
         lambda: fit_stage2(vdm, scorer, params, train, training, fps=fps),
     )
     trainable = sum(p.numel() for p in vdm.transformer.parameters() if p.requires_grad)

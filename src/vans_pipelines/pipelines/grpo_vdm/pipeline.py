@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 write_anchor_captions,
-                ["train_triplets", "val_triplets", "captions", "grpo_vlm", "params:grpo_vdm"],
+                ["train_triplets", "val_triplets", "captions", "grpo_vlm", "params:grpo_vdm", "run_context"],
                 "anchor_captions",
                 name="write_anchor_captions_node",
             ),

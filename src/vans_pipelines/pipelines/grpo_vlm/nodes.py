@@ -48,14 +48,18 @@ def train_grpo_vlm(
     # The key of resumable checkpoints: these settings on these input weights.
     key = fingerprint(params, len(train), weights_fingerprint(vlm.model, vdm.transformer))
     training = run_context.paths.training("grpo_vlm", key)
+    inference = run_context.inference
     evaluation = {
         "render_steps": params.render_steps,
         "seeds": params.eval.seeds,
         "max_new_tokens": params.eval.max_new_tokens,
         "limit": params.eval.limit,
+        "batch_size": inference.batch_size,
     }
     run = measure_fit(
-        lambda: evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation),
+        inference.bind(
+            lambda: evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation), vlm, vdm, scorer
+        ),
         lambda: fit_stage1(vlm, vdm, scorer, params, train, training, fps=fps),
     )
     trainable = sum(p.numel() for p in vlm.model.parameters() if p.requires_grad)

@@ -68,8 +68,10 @@ def train_vlm(
     )
     vlm = load_vlm(params, tokenizer, fps)
     key = sft_run_key(params, len(train), len(tokenizer))
+    inference = run_context.inference
+    evaluation = {"max_new_tokens": params.eval.max_new_tokens, "limit": params.eval.limit}
     run = measure_fit(
-        lambda: evaluate_vlm(vlm, val, max_new_tokens=params.eval.max_new_tokens, limit=params.eval.limit),
+        inference.bind(lambda: evaluate_vlm(vlm, val, batch_size=inference.batch_size, **evaluation), vlm),
         lambda: fit_sft_vlm(vlm, params, train, val, run_context.paths.training("sft_vlm", key)),
     )
     # run_key: the settings' fingerprint (also what a resumed checkpoint must match)
@@ -101,9 +103,10 @@ def train_vdm(
     )
     vdm = load_vdm(params, tokenizer)
     key = sft_run_key(params, len(train), len(tokenizer))
+    inference = run_context.inference
     evaluation = {"num_steps": params.eval.num_steps, "limit": params.eval.limit, "seed": params.trainer.seed}
     run = measure_fit(
-        lambda: evaluate_vdm(vdm, val, **evaluation),
+        inference.bind(lambda: evaluate_vdm(vdm, val, batch_size=inference.batch_size, **evaluation), vdm),
         lambda: fit_sft_vdm(
             vdm, params, train_triplets, train, val, run_context.paths.training("sft_vdm", key), fps=fps
         ),
@@ -113,10 +116,11 @@ def train_vdm(
         parameters={name: sum(p.numel() for p in m.parameters()) for name, m in vdm.modules().items()},
         vae_fit_steps=params.vae_fit.steps,
     )
-    report["vae_reconstruction"] = {
-        split: evaluate_vae(vdm, data, limit=params.eval.limit)
-        for split, data in (("val", val), ("test", samples(test_triplets, captions)))
-    }
+    with inference.running(vdm):
+        report["vae_reconstruction"] = {
+            split: evaluate_vae(vdm, data, batch_size=inference.batch_size, limit=params.eval.limit)
+            for split, data in (("val", val), ("test", samples(test_triplets, captions)))
+        }
     logger.info("sft_vdm: val pixel MSE %.4f -> %.4f", run.before["pixel_mse"], run.after["pixel_mse"])
     return vdm, report
 

@@ -42,6 +42,42 @@ ClipPair = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
+class Shard:
+    """Part ``index`` of ``count`` of a job split across processes or machines (``"k/n"``, k from 0).
+
+    >>> Shard.parse("1/4").take(list(range(10)))
+    [1, 5, 9]
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= k < n")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            k, n = (int(part) for part in str(text).split("/"))
+        except ValueError:
+            raise ValueError(f"shard {text!r}: write it as k/n, e.g. 0/8") from None
+        return cls(k, n)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def name(self) -> str:
+        """A file-name form, ``k-of-n``."""
+        return f"{self.index}-of-{self.count}"
+
+    def take(self, items: Sequence[Any]) -> list[Any]:
+        """This shard's items: every ``count``-th from position ``index``."""
+        return list(items[self.index :: self.count])
+
+
+@dataclass(frozen=True)
 class Triplet:
     """One sample: what the VLM sees (context, question) and what a perfect answer looks like."""
 
@@ -66,7 +102,9 @@ def check_clip(clip: np.ndarray, name: str) -> None:
 class TripletSet(Sequence[Triplet]):
     """An ordered collection of triplets: ``index`` rows plus clips fetched through ``clip_loader``."""
 
-    def __init__(self, index: pd.DataFrame, clip_loader: Callable[[str], ClipPair]):
+    def __init__(
+        self, index: pd.DataFrame, clip_loader: Callable[[str], ClipPair], shard: Shard | None = None
+    ):
         missing = [c for c in REQUIRED_COLUMNS if c not in index.columns]
         if missing:
             raise ValueError(f"triplet index lacks required column(s) {missing}")
@@ -75,6 +113,7 @@ class TripletSet(Sequence[Triplet]):
             raise ValueError(f"triplet index has duplicate sample_id values, e.g. {dupes}")
         self.index = index.reset_index(drop=True)
         self._clip_loader = clip_loader
+        self.shard = shard  # a shard of a larger set (saved beside the other shards)
 
     @classmethod
     def from_arrays(cls, rows: Sequence[Mapping[str, Any]], clips: Sequence[ClipPair]) -> TripletSet:
@@ -108,6 +147,18 @@ class TripletSet(Sequence[Triplet]):
     def clips(self, sample_id: str) -> ClipPair:
         """The (context, target) clips of one sample."""
         return self._clip_loader(sample_id)
+
+    def iter_clips(self) -> Iterator[tuple[str, ClipPair]]:
+        """Every sample's clips in index order, as a writer wants them: through the loader's own
+        ``iter_clips`` when it has one (e.g. decoding source videos in parallel, one at a time each),
+        else one :meth:`clips` call per sample."""
+        sample_ids = list(self.index["sample_id"])
+        batched = getattr(self._clip_loader, "iter_clips", None)
+        if batched is not None:
+            yield from batched(sample_ids)
+            return
+        for sample_id in sample_ids:
+            yield sample_id, self.clips(sample_id)
 
 
 def _columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -3,7 +3,7 @@ import pytest
 from kedro.io import DatasetError
 
 from vans_pipelines.datasets import TripletDataset
-from vans_pipelines.triplets import TripletSet
+from vans_pipelines.triplets import Shard, TripletSet
 from vans_pipelines.world import render_split
 
 GEOMETRY = {"context_frames": 6, "target_frames": 5, "height": 32, "width": 32}
@@ -94,3 +94,42 @@ def test_describe_and_memory_filesystem(triplets):
     ds.save(triplets)
     assert len(ds.load()) == 5
     assert "memory" in str(ds) or "vans/train" in str(ds)
+
+
+def shards_of(triplets: TripletSet, count: int) -> list[TripletSet]:
+    ids = list(triplets.index["sample_id"])
+    return [
+        TripletSet(
+            triplets.index[triplets.index["sample_id"].isin(Shard(k, count).take(ids))],
+            triplets.clips,
+            Shard(k, count),
+        )
+        for k in range(count)
+    ]
+
+
+def test_shards_load_as_their_union_once_all_are_written(tmp_path, triplets):
+    ds = TripletDataset(path=str(tmp_path / "train"))
+    ds.save(triplets)  # an earlier whole set: the first shard replaces it
+    first, second = shards_of(triplets, 2)
+    ds.save(second)
+    assert not (tmp_path / "train" / "index.parquet").exists()
+    with pytest.raises(DatasetError, match=r"shard\(s\) 0/2 not written yet"):
+        ds.load()
+    ds.save(first)
+    loaded = ds.load()
+    assert list(loaded.index["sample_id"]) == sorted(triplets.index["sample_id"])
+    for t in triplets:
+        assert np.array_equal(loaded.clips(t.sample_id)[1], t.target)
+    ds.save(triplets)  # a whole set replaces the shards
+    assert not (tmp_path / "train" / "shards").exists() and len(ds.load()) == len(triplets)
+
+
+def test_shards_of_another_split_of_the_work_are_dropped(tmp_path, triplets):
+    ds = TripletDataset(path=str(tmp_path / "train"))
+    for part in shards_of(triplets, 3)[:2]:
+        ds.save(part)
+    for part in shards_of(triplets, 2):
+        ds.save(part)
+    assert sorted(p.name for p in (tmp_path / "train" / "shards").iterdir()) == ["0-of-2", "1-of-2"]
+    assert len(ds.load()) == len(triplets)

@@ -6,6 +6,9 @@ Layout of a saved set (a directory)::
     <path>/clips/<sample_id>.npz  context + target arrays (npz, lossless, compressed), or
     <path>/clips/<sample_id>.context.mp4 / .target.mp4   with clip_format: mp4 (lossless RGB H.264)
 
+    <path>/shards/<k>-of-<n>/     the same layout per shard, when ingest ran as n shards (a job array);
+                                  loading <path> then gives the union of all n, in sample_id order
+
 Loading reads only the index; clips are read when a sample is accessed.
 """
 
@@ -20,10 +23,11 @@ import pandas as pd
 from kedro.io import DatasetError
 
 from vans_pipelines.datasets._fs import FsspecDataset, atomic_directory
-from vans_pipelines.triplets import ClipPair, TripletSet, check_clip
+from vans_pipelines.triplets import ClipPair, Shard, TripletSet, check_clip
 from vans_pipelines.video.io import decode_all, encode_video
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_SHARD_NAME = re.compile(r"^\d+-of-\d+$")
 
 
 class TripletDataset(FsspecDataset):
@@ -73,14 +77,54 @@ class TripletDataset(FsspecDataset):
     # ---------------------------------------------------------------------------------------------- load
     def load(self) -> TripletSet:
         index_path = self._index_path(self._path)
-        if not self._fs.exists(index_path):
-            raise DatasetError(f"no triplet set at {self._path} ({index_path} is missing); run ingest first")
-        with self._fs.open(index_path, "rb") as f:
-            index = pd.read_parquet(f)
-        return TripletSet(index, self._read_clips)
+        if self._fs.exists(index_path):
+            return TripletSet(self._read_index(self._path), lambda sid: self._read_clips(self._path, sid))
+        if self._fs.isdir(self._shards_root()):
+            return self._load_shards()
+        raise DatasetError(f"no triplet set at {self._path} ({index_path} is missing); run ingest first")
 
-    def _read_clips(self, sample_id: str) -> ClipPair:
-        paths = self._clip_paths(self._path, sample_id)
+    def _read_index(self, root: str) -> pd.DataFrame:
+        with self._fs.open(self._index_path(root), "rb") as f:
+            return pd.read_parquet(f)
+
+    def _shards_root(self) -> str:
+        return f"{self._path}/shards"
+
+    def _shard_folders(self) -> dict[Shard, str]:
+        found = {}
+        for folder in self._fs.ls(self._shards_root(), detail=False):
+            name = folder.rstrip("/").rsplit("/", 1)[-1]
+            if _SHARD_NAME.match(name) and self._fs.exists(self._index_path(folder)):
+                k, n = (int(x) for x in name.split("-of-"))
+                found[Shard(k, n)] = folder
+        return found
+
+    def _load_shards(self) -> TripletSet:
+        """The union of a complete set of shards (a sharded ingest), in ``sample_id`` order."""
+        folders = self._shard_folders()
+        counts = sorted({shard.count for shard in folders})
+        if len(counts) != 1:
+            raise DatasetError(f"{self._shards_root()} mixes shards of {counts or 'no'} runs; re-run ingest")
+        missing = sorted(set(range(counts[0])) - {shard.index for shard in folders})
+        if missing:
+            raise DatasetError(
+                f"{self._path}: shard(s) {', '.join(f'{k}/{counts[0]}' for k in missing)} not written yet "
+                f"(ingest.videos.shard); the set is the union of all {counts[0]}"
+            )
+        parts, home = [], {}
+        for _, folder in sorted(folders.items(), key=lambda item: item[0].index):
+            index = self._read_index(folder)
+            parts.append(index)
+            home.update(dict.fromkeys(index["sample_id"], folder))
+        # An empty shard's columns carry no dtypes: leaving it out keeps the union's those of a whole set.
+        parts = [part for part in parts if len(part)] or parts[:1]
+        index = pd.concat(parts, ignore_index=True).sort_values("sample_id", kind="stable")
+        if index["sample_id"].duplicated().any():
+            raise DatasetError(f"{self._path}: the shards share sample ids; re-run ingest")
+        return TripletSet(index.reset_index(drop=True), lambda sid: self._read_clips(home[sid], sid))
+
+    def _read_clips(self, root: str, sample_id: str) -> ClipPair:
+        paths = self._clip_paths(root, sample_id)
         try:
             if self._clip_format == "npz":
                 with self._fs.open(paths[0], "rb") as f, np.load(io.BytesIO(f.read())) as z:
@@ -97,22 +141,39 @@ class TripletDataset(FsspecDataset):
 
     # ---------------------------------------------------------------------------------------------- save
     def save(self, data: TripletSet) -> None:
+        """Writes every sample's clips as the set hands them over (:meth:`TripletSet.iter_clips`: a set
+        cut from source videos decodes them one at a time), then the index. A set that is one shard of
+        a larger one goes to ``shards/<k>-of-<n>`` beside the other shards, replacing a whole set."""
         if not isinstance(data, TripletSet):
             raise DatasetError(f"TripletDataset({self._path}) saves a TripletSet, got {type(data).__name__}")
         bad = [s for s in data.index["sample_id"] if not _SAFE_ID.match(str(s))]
         if bad:
             raise DatasetError(f"sample ids must match {_SAFE_ID.pattern} to name files, e.g. {bad[:3]}")
-        with atomic_directory(self._fs, self._path) as tmp:
-            self._fs.makedirs(f"{tmp}/clips", exist_ok=True)
-            for sample_id in data.index["sample_id"]:
-                context, target = data.clips(sample_id)
-                check_clip(context, f"{sample_id} context")
-                check_clip(target, f"{sample_id} target")
-                self._write_clips(tmp, sample_id, context, target)
-            buf = io.BytesIO()
-            data.index.to_parquet(buf, index=False)
-            with self._fs.open(self._index_path(tmp), "wb") as f:
-                f.write(buf.getvalue())
+        target = self._path if data.shard is None else f"{self._shards_root()}/{data.shard.name}"
+        with atomic_directory(self._fs, target) as tmp:
+            self._write_set(tmp, data)
+        if data.shard is not None:
+            self._drop_all_but_shards_of(data.shard.count)
+
+    def _write_set(self, root: str, data: TripletSet) -> None:
+        self._fs.makedirs(f"{root}/clips", exist_ok=True)
+        for sample_id, (context, target) in data.iter_clips():
+            check_clip(context, f"{sample_id} context")
+            check_clip(target, f"{sample_id} target")
+            self._write_clips(root, sample_id, context, target)
+        buf = io.BytesIO()
+        data.index.to_parquet(buf, index=False)
+        with self._fs.open(self._index_path(root), "wb") as f:
+            f.write(buf.getvalue())
+
+    def _drop_all_but_shards_of(self, count: int) -> None:
+        """After a shard is written: a whole set or shards of another split of the work are stale."""
+        for stale in (self._index_path(self._path), f"{self._path}/clips"):
+            if self._fs.exists(stale):
+                self._fs.rm(stale, recursive=True)
+        for shard, folder in self._shard_folders().items():
+            if shard.count != count:
+                self._fs.rm(folder, recursive=True)
 
     def _write_clips(self, root: str, sample_id: str, context: np.ndarray, target: np.ndarray) -> None:
         paths = self._clip_paths(root, sample_id)
@@ -130,7 +191,7 @@ class TripletDataset(FsspecDataset):
 
     # --------------------------------------------------------------------------------------------- other
     def _exists(self) -> bool:
-        return self._fs.exists(self._index_path(self._path))
+        return self._fs.exists(self._index_path(self._path)) or self._fs.isdir(self._shards_root())
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "protocol": self._protocol, "clip_format": self._clip_format}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vans_pipelines.models.wan_vae import latent_frames
 from vans_pipelines.params.base import Family, Strict
 from vans_pipelines.params.shared import VideoGeometry
+from vans_pipelines.triplets import Shard
 
 
 class ClipSpec(Strict):
@@ -61,6 +62,18 @@ class VideosSource(Strict):
     max_pairs_per_video: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
+    # Processes that decode videos (scanning in the node, cutting when the triplets are written).
+    workers: int = Field(1, ge=1)
+    # "k/n": this run ingests every n-th video from the k-th (0-based) of the sorted listing, for a
+    # cluster's job array; the splits stay those of the whole folder, and loading a split unions the shards.
+    shard: str | None = None
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            Shard.parse(value)  # ValueError with the reason
+        return value
 
     @model_validator(mode="after")
     def _fractions(self) -> VideosSource:

@@ -42,6 +42,61 @@ def segment_shots(num_frames: int, cut_frames: list[int], segment_frames: int) -
     return segments
 
 
+@dataclass(frozen=True)
+class PairSpan:
+    """Where one (context, target) pair lies in a video resampled at ``fps``: frame ranges (stop
+    exclusive) and whether the target starts after a hard cut."""
+
+    context_start: int
+    context_stop: int
+    target_start: int
+    target_stop: int
+    crosses_cut: bool
+
+    def cut(self, frames: np.ndarray, fps: float) -> ClipPair:
+        """The pair's clips out of the resampled ``frames``, with its times in seconds."""
+        return ClipPair(
+            context=frames[self.context_start : self.context_stop],
+            target=frames[self.target_start : self.target_stop],
+            context_start=self.context_start / fps,
+            target_start=self.target_start / fps,
+            target_stop=self.target_stop / fps,
+            crosses_cut=self.crosses_cut,
+        )
+
+
+def pair_spans(
+    num_frames: int,
+    cut_frames: list[int],
+    context_frames: int,
+    target_frames: int,
+    max_pairs: int | None = None,
+) -> list[PairSpan]:
+    """(context, target) pairs from adjacent segments of ``num_frames`` resampled frames.
+
+    A segment is ``max(context_frames, target_frames)`` long; the context is the end of one segment,
+    the target the start of the next, and the two segments must touch (at most one segment apart,
+    the remainder a shot split left over). ``max_pairs`` keeps that many, evenly spread over the video.
+    """
+    seg_len = max(context_frames, target_frames)
+    segments = segment_shots(num_frames, cut_frames, seg_len)
+    spans = [
+        PairSpan(
+            first.stop - context_frames,
+            first.stop,
+            second.start,
+            second.start + target_frames,
+            crosses_cut=second.shot != first.shot,
+        )
+        for first, second in pairwise(segments)
+        if second.start - first.stop < seg_len
+    ]
+    if max_pairs is not None and len(spans) > max_pairs:
+        keep = np.unique(np.linspace(0, len(spans) - 1, max_pairs).round().astype(int))
+        spans = [spans[i] for i in keep]
+    return spans
+
+
 def consecutive_pairs(
     frames: np.ndarray,
     fps: float,
@@ -50,33 +105,61 @@ def consecutive_pairs(
     target_frames: int,
     max_pairs: int | None = None,
 ) -> list[ClipPair]:
-    """(context, target) pairs from adjacent segments of a video sampled at ``fps``.
+    """The clips of :func:`pair_spans` out of ``frames`` sampled at ``fps``."""
+    spans = pair_spans(len(frames), cut_frames, context_frames, target_frames, max_pairs)
+    return [span.cut(frames, fps) for span in spans]
 
-    A segment is ``max(context_frames, target_frames)`` long; the context is the end of one segment,
-    the target the start of the next, and the two segments must touch (at most one segment apart,
-    the remainder a shot split left over). ``max_pairs`` keeps that many, evenly spread over the video.
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How every video of an ingest is resampled, cut into shots and paired."""
+
+    fps: float
+    height: int
+    width: int
+    context_frames: int
+    target_frames: int
+    shot_threshold: float = 27.0
+    min_shot_seconds: float = 0.5
+    max_pairs: int | None = None
+
+
+def scan_pairs(source: str | IO[bytes], settings: ScanSettings) -> tuple[list[PairSpan], np.ndarray]:
+    """Decode ``source`` once (PyAV), find its hard cuts (PySceneDetect) and its pairs: the spans and the
+    resampled frames they index.
+
+    Raises :class:`~vans_pipelines.video.io.VideoError` for unreadable, truncated or too-short videos.
     """
-    seg_len = max(context_frames, target_frames)
-    segments = segment_shots(len(frames), cut_frames, seg_len)
-    pairs = []
-    for first, second in pairwise(segments):
-        if second.start - first.stop >= seg_len:
-            continue
-        ctx_start = first.stop - context_frames
-        pairs.append(
-            ClipPair(
-                context=frames[ctx_start : first.stop],
-                target=frames[second.start : second.start + target_frames],
-                context_start=ctx_start / fps,
-                target_start=second.start / fps,
-                target_stop=(second.start + target_frames) / fps,
-                crosses_cut=second.shot != first.shot,
-            )
+    detector = ShotDetector(threshold=settings.shot_threshold, min_shot_seconds=settings.min_shot_seconds)
+    video = decode_resampled(
+        source, fps=settings.fps, height=settings.height, width=settings.width, on_frame=detector
+    )
+    need = settings.context_frames + settings.target_frames
+    if len(video.frames) < need:
+        raise VideoError(
+            f"too short: {len(video.frames)} frames at {settings.fps:g} fps ({video.duration:.2f} s); "
+            f"a pair needs context + target = {need}"
         )
-    if max_pairs is not None and len(pairs) > max_pairs:
-        keep = np.unique(np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int))
-        pairs = [pairs[i] for i in keep]
-    return pairs
+    cuts = [round(t * settings.fps) for t in detector.cut_times()]
+    spans = pair_spans(
+        len(video.frames), cuts, settings.context_frames, settings.target_frames, settings.max_pairs
+    )
+    if not spans:
+        raise VideoError(
+            f"no two consecutive shot segments of {max(settings.context_frames, settings.target_frames)} "
+            f"frames at {settings.fps:g} fps (shots too short; cuts at "
+            f"{[round(t, 2) for t in detector.cut_times()]} s)"
+        )
+    return spans, video.frames
+
+
+def cut_pairs(source: str | IO[bytes], spans: list[PairSpan], settings: ScanSettings) -> list[ClipPair]:
+    """The clips of ``spans`` (from :func:`scan_pairs` on the same source and settings), decoded again:
+    the resampled frames are a function of the file and the settings, so the clips are the same."""
+    frames = decode_resampled(source, fps=settings.fps, height=settings.height, width=settings.width).frames
+    if spans and spans[-1].target_stop > len(frames):
+        raise VideoError(f"has {len(frames)} frames now, fewer than when it was scanned")
+    return [span.cut(frames, settings.fps) for span in spans]
 
 
 def video_pairs(
@@ -95,19 +178,8 @@ def video_pairs(
 
     Raises :class:`~vans_pipelines.video.io.VideoError` for unreadable, truncated or too-short videos.
     """
-    detector = ShotDetector(threshold=shot_threshold, min_shot_seconds=min_shot_seconds)
-    video = decode_resampled(source, fps=fps, height=height, width=width, on_frame=detector)
-    need = context_frames + target_frames
-    if len(video.frames) < need:
-        raise VideoError(
-            f"too short: {len(video.frames)} frames at {fps:g} fps ({video.duration:.2f} s); "
-            f"a pair needs context + target = {need}"
-        )
-    cuts = [round(t * fps) for t in detector.cut_times()]
-    pairs = consecutive_pairs(video.frames, fps, cuts, context_frames, target_frames, max_pairs)
-    if not pairs:
-        raise VideoError(
-            f"no two consecutive shot segments of {max(context_frames, target_frames)} frames at {fps:g} fps "
-            f"(shots too short; cuts at {[round(t, 2) for t in detector.cut_times()]} s)"
-        )
-    return pairs
+    settings = ScanSettings(
+        fps, height, width, context_frames, target_frames, shot_threshold, min_shot_seconds, max_pairs
+    )
+    spans, frames = scan_pairs(source, settings)
+    return [span.cut(frames, fps) for span in spans]

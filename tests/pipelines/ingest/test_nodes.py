@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import encode_cut_video
-from vans_pipelines.datasets import VideoFolderDataset
+from vans_pipelines.datasets import AtomicJSONDataset, TripletDataset, VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import IngestError, assign_splits, build_triplets
 from vans_pipelines.triplets import QUESTIONS
 
@@ -110,3 +110,45 @@ def test_same_seed_same_triplets():
     a, b = build_triplets(None, params, GEOMETRY), build_triplets(None, params, GEOMETRY)
     assert a[0].index.equals(b[0].index)
     assert all(np.array_equal(x.target, y.target) for x, y in zip(a[0], b[0], strict=True))
+
+
+def ingest_into(raw, out, **videos):
+    """Ingest ``raw`` and write the splits and report through the catalog's datasets, as a run does."""
+    train, val, test, report = build_triplets(
+        VideoFolderDataset(path=str(raw)).load(), video_params(**videos), GEOMETRY
+    )
+    for split, triplets in zip(("train", "val", "test"), (train, val, test), strict=True):
+        TripletDataset(path=str(out / split)).save(triplets)
+    AtomicJSONDataset(path=str(out / "ingest_report.json"), shard_field="shard").save(report)
+    return report
+
+
+def test_a_sharded_ingest_unions_to_the_one_process_run(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "procedural").mkdir(parents=True)
+    colours = [(200, 30, 30), (30, 160, 40), (40, 60, 210), (220, 220, 40)]
+    for i in range(5):
+        encode_cut_video(
+            raw / ("procedural" if i % 2 else ".") / f"v{i}.mp4", colours[i % 4 :] + colours, 1.0
+        )
+    (raw / "broken.mp4").write_text("not a video")
+    fractions = {"val_fraction": 0.2, "test_fraction": 0.2}
+    whole = ingest_into(raw, tmp_path / "whole", **fractions)
+    parallel = ingest_into(raw, tmp_path / "parallel", workers=2, **fractions)
+    assert whole["quarantined"] == parallel["quarantined"] and len(whole["quarantined"]) == 1
+    for k in range(3):
+        ingest_into(raw, tmp_path / "sharded", shard=f"{k}/3", **fractions)
+    reports = AtomicJSONDataset(
+        path=str(tmp_path / "sharded" / "ingest_report.json"), shard_field="shard"
+    ).load()
+    assert sorted(reports["shards"]) == ["0/3", "1/3", "2/3"]
+    assert sum(r["videos_seen"] for r in reports["shards"].values()) == whole["videos_seen"] == 6
+    for split in ("train", "val", "test"):
+        expected = TripletDataset(path=str(tmp_path / "whole" / split)).load()
+        assert len(expected) > 0
+        for other in ("parallel", "sharded"):
+            got = TripletDataset(path=str(tmp_path / other / split)).load()
+            pd.testing.assert_frame_equal(got.index, expected.index)
+            for sample_id in expected.index["sample_id"]:
+                for a, b in zip(got.clips(sample_id), expected.clips(sample_id), strict=True):
+                    assert np.array_equal(a, b)

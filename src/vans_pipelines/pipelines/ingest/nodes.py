@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vans_pipelines.datasets import VideoFolder
 from vans_pipelines.params import IngestParams, RunContext, validate_parameters
-from vans_pipelines.triplets import FAMILIES, QUESTIONS, SPLITS, TripletSet
+from vans_pipelines.triplets import FAMILIES, QUESTIONS, REQUIRED_COLUMNS, SPLITS, Shard, TripletSet
 from vans_pipelines.video import VideoError
-from vans_pipelines.video.clips import video_pairs
+from vans_pipelines.video.clips import PairSpan, ScanSettings
+from vans_pipelines.video.streaming import SourcePairs, StreamedPairClips, scan_videos
 from vans_pipelines.world import render_split
 
 logger = logging.getLogger(__name__)
@@ -121,7 +123,11 @@ def shown_root(root: str, project_path: str | None) -> str:
 def ingest_videos(
     folder: VideoFolder, params: IngestParams, shown: str | None = None
 ) -> tuple[dict[str, TripletSet], dict[str, Any]]:
-    """Triplets from the videos under ``folder``; ``shown`` is how reports name the folder."""
+    """Triplets from the videos under ``folder`` (of this run's shard, ``ingest.videos.shard``);
+    ``shown`` is how reports name the folder. Videos are scanned in ``ingest.videos.workers``
+    processes; the returned sets cut their clips when written (:mod:`vans_pipelines.video.streaming`),
+    so no more than a few videos are in memory at once. Each split's index is in ``sample_id`` order,
+    which a union of shards reproduces."""
     shown = shown or folder.root
     if not folder.exists:
         raise IngestError(
@@ -129,68 +135,75 @@ def ingest_videos(
         )
     if not folder.files:
         raise IngestError(f"raw video folder {shown!r} holds no video files (ingest.source=videos)")
-    pairs_by_video, quarantined = _pairs_by_video(folder, params, shown)
     opts = params.videos
-    split_of = assign_splits(list(pairs_by_video), opts.val_fraction, opts.test_fraction, params.seed)
+    shard = Shard.parse(opts.shard) if opts.shard else None
+    # Splits come from the whole listing, so every shard assigns a video the same split.
+    listing = [video.relative_path for video in folder.files]
+    split_of = assign_splits(listing, opts.val_fraction, opts.test_fraction, params.seed)
+    videos = shard.take(folder.files) if shard else list(folder.files)
+    settings = scan_settings(params)
+    scans = scan_videos(videos, settings, opts.workers)
+    quarantined = [
+        {"path": f"{shown}/{video.relative_path}", "reason": str(scan)}
+        for video, scan in zip(videos, scans, strict=True)
+        if isinstance(scan, VideoError)
+    ]
+    for q in quarantined:
+        logger.warning("skipping %s: %s", q["path"], q["reason"])
+    ingested = [(v, scan) for v, scan in zip(videos, scans, strict=True) if not isinstance(scan, VideoError)]
+    if videos and not ingested:
+        reasons = "; ".join(f"{q['path']}: {q['reason']}" for q in quarantined[:5])
+        raise IngestError(f"none of the {len(videos)} videos under {shown!r} could be ingested ({reasons})")
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    clips: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in SPLITS}
-    for rel, pairs in pairs_by_video.items():
-        split = split_of[rel]
-        rows[split].extend(_video_rows(rel, pairs, split, params, shown))
-        clips[split].extend((pair.context, pair.target) for pair in pairs)
+    sources = []
+    for video, spans in ingested:
+        video_rows = _video_rows(video.relative_path, spans, split_of[video.relative_path], params, shown)
+        rows[split_of[video.relative_path]].extend(video_rows)
+        sources.append(SourcePairs(video, tuple(r["sample_id"] for r in video_rows), tuple(spans)))
+    clips = StreamedPairClips(sources, settings, opts.workers)
     report = {
         "source": "videos",
         "folder": shown,
-        "videos_seen": len(folder.files),
-        "videos_ingested": len(pairs_by_video),
-        "videos_per_split": {s: sum(v == s for v in split_of.values()) for s in SPLITS},
+        "videos_seen": len(videos),
+        "videos_ingested": len(ingested),
+        "videos_per_split": {s: sum(split_of[v.relative_path] == s for v, _ in ingested) for s in SPLITS},
         "quarantined": quarantined,
+        "workers": opts.workers,
     }
-    return {s: TripletSet.from_arrays(rows[s], clips[s]) for s in SPLITS}, report
+    if shard is not None:
+        report["shard"] = str(shard)
+    sets = {s: TripletSet(_index(rows[s]), clips, shard=shard) for s in SPLITS}
+    return sets, report
 
 
-def _pairs_by_video(
-    folder: VideoFolder, params: IngestParams, shown: str
-) -> tuple[dict[str, list[Any]], list[dict[str, str]]]:
-    """Each readable video's (context, target) pairs, and the videos quarantined with the reason."""
+def scan_settings(params: IngestParams) -> ScanSettings:
     clip, opts = params.clip, params.videos
-    quarantined: list[dict[str, str]] = []
-    pairs_by_video = {}
-    for video in folder.files:
-        path = f"{shown}/{video.relative_path}"
-        try:
-            if video.size_bytes == 0:
-                raise VideoError("empty file (0 bytes)")
-            pairs_by_video[video.relative_path] = video_pairs(
-                video.source(),
-                fps=clip.fps,
-                height=clip.height,
-                width=clip.width,
-                context_frames=clip.context_frames,
-                target_frames=clip.target_frames,
-                shot_threshold=opts.shot_threshold,
-                min_shot_seconds=opts.min_shot_seconds,
-                max_pairs=opts.max_pairs_per_video,
-            )
-        except VideoError as err:
-            logger.warning("skipping %s: %s", path, err)
-            quarantined.append({"path": path, "reason": str(err)})
-    if not pairs_by_video:
-        reasons = "; ".join(f"{q['path']}: {q['reason']}" for q in quarantined[:5])
-        raise IngestError(
-            f"none of the {len(folder.files)} videos under {shown!r} could be ingested ({reasons})"
-        )
-    return pairs_by_video, quarantined
+    return ScanSettings(
+        fps=clip.fps,
+        height=clip.height,
+        width=clip.width,
+        context_frames=clip.context_frames,
+        target_frames=clip.target_frames,
+        shot_threshold=opts.shot_threshold,
+        min_shot_seconds=opts.min_shot_seconds,
+        max_pairs=opts.max_pairs_per_video,
+    )
+
+
+def _index(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns = [*REQUIRED_COLUMNS, "context_start", "target_start", "target_stop", "crosses_cut"]
+    return pd.DataFrame(rows, columns=columns).sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
 def _video_rows(
-    rel: str, pairs: Sequence[Any], split: str, params: IngestParams, shown: str
+    rel: str, spans: Sequence[PairSpan], split: str, params: IngestParams, shown: str
 ) -> list[dict[str, Any]]:
     """The index rows of one video's pairs (the question drawn per pair from the video's own seed)."""
     key = zlib.crc32(rel.encode())
     family = family_of(rel, params.videos.default_family)
     rng = np.random.default_rng([params.seed, key])
     questions = QUESTIONS[family]
+    fps = params.clip.fps
     return [
         {
             "sample_id": f"video-{key:08x}-{k:04d}",
@@ -199,10 +212,10 @@ def _video_rows(
             "question": questions[int(rng.integers(len(questions)))],
             "caption": None,
             "source": f"{shown}/{rel}",
-            "context_start": pair.context_start,
-            "target_start": pair.target_start,
-            "target_stop": pair.target_stop,
-            "crosses_cut": pair.crosses_cut,
+            "context_start": span.context_start / fps,
+            "target_start": span.target_start / fps,
+            "target_stop": span.target_stop / fps,
+            "crosses_cut": span.crosses_cut,
         }
-        for k, pair in enumerate(pairs)
+        for k, span in enumerate(spans)
     ]

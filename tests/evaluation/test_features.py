@@ -1,23 +1,12 @@
 import numpy as np
 import pytest
-from transformers import VideoMAEConfig, VideoMAEModel
 
+from tests.paper_checkpoints import videomae_folder
 from vans_pipelines.evaluation.features import PretrainedVideoFeatures, build_features
 
 
 def test_a_saved_transformers_video_model_gives_named_features(tmp_path):
-    config = VideoMAEConfig(
-        image_size=16,
-        patch_size=8,
-        num_frames=4,
-        tubelet_size=2,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    VideoMAEModel(config).save_pretrained(tmp_path / "videomae")
-    features = build_features("pretrained", scorer=None, path=str(tmp_path / "videomae"))
+    features = build_features("pretrained", scorer=None, path=str(videomae_folder(tmp_path)))
     assert isinstance(features, PretrainedVideoFeatures) and features.name.startswith("videomae features")
     clips = np.random.default_rng(0).integers(0, 255, (3, 6, 12, 20, 3), dtype=np.uint8)
     out = features(list(clips))

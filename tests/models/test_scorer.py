@@ -1,7 +1,7 @@
 import numpy as np
 import torch
-from transformers import CLIPConfig, CLIPModel
 
+from tests.paper_checkpoints import clip_folder
 from vans_pipelines.models.scorer import (
     ClipScorer,
     TinyScorer,
@@ -25,32 +25,9 @@ def test_tiny_scorer_embeddings_are_unit_and_reload(tokenizer, tmp_path):
     assert video_video_similarity(scorer, videos(), videos()).allclose(torch.ones(3), atol=1e-5)
 
 
-def test_pretrained_clip_plugs_in_through_the_same_interface(tokenizer, tmp_path):
-    config = CLIPConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 32,
-            "bos_token_id": 0,
-            "eos_token_id": 1,
-            "pad_token_id": 0,
-        },
-        vision_config={
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": 32,
-            "patch_size": 8,
-        },
-        projection_dim=8,
-    )
-    CLIPModel(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    scorer = load_scorer(tmp_path)
+def test_pretrained_clip_plugs_in_through_the_same_interface(tmp_path):
+    folder = clip_folder(tmp_path, ["the red circle falls.", "a blue square bounces off the wall."])
+    scorer = load_scorer(folder)
     assert isinstance(scorer, ClipScorer)
     sim = video_text_similarity(scorer, videos(), ["the red circle falls."] * 3)
     assert sim.shape == (3,) and bool(((sim >= -1) & (sim <= 1)).all())

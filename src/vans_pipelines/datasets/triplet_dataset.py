@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -34,7 +36,7 @@ class TripletDataset(FsspecDataset):
     """Saves and loads a :class:`~vans_pipelines.triplets.TripletSet` on any fsspec filesystem.
 
     Saves are atomic: the set is written to a temporary sibling directory and renamed into place, so
-    an interrupted save leaves the previous set intact.
+    an interrupted save leaves the previous set intact. Clips are encoded in ``write_threads`` threads.
 
     Example catalog entry::
 
@@ -53,6 +55,7 @@ class TripletDataset(FsspecDataset):
         path: str,
         clip_format: Literal["npz", "mp4"] = "npz",
         fps: float = 8.0,
+        write_threads: int = 2,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -64,6 +67,9 @@ class TripletDataset(FsspecDataset):
         super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
         self._clip_format = clip_format
         self._fps = fps
+        if write_threads < 1:
+            raise DatasetError(f"TripletDataset({path}): write_threads must be >= 1, got {write_threads}")
+        self._write_threads = write_threads
 
     # --------------------------------------------------------------------------------------------- paths
     def _index_path(self, root: str) -> str:
@@ -156,11 +162,19 @@ class TripletDataset(FsspecDataset):
             self._drop_all_but_shards_of(data.shard.count)
 
     def _write_set(self, root: str, data: TripletSet) -> None:
+        # Clips are encoded (zlib / H.264, which release the GIL) in a few threads, a bounded number
+        # queued, so writing keeps up with clips decoded in worker processes.
         self._fs.makedirs(f"{root}/clips", exist_ok=True)
-        for sample_id, (context, target) in data.iter_clips():
-            check_clip(context, f"{sample_id} context")
-            check_clip(target, f"{sample_id} target")
-            self._write_clips(root, sample_id, context, target)
+        with ThreadPoolExecutor(self._write_threads) as writers:
+            pending: deque[Future] = deque()
+            for sample_id, (context, target) in data.iter_clips():
+                check_clip(context, f"{sample_id} context")
+                check_clip(target, f"{sample_id} target")
+                pending.append(writers.submit(self._write_clips, root, sample_id, context, target))
+                while len(pending) > 2 * self._write_threads or (pending and pending[0].done()):
+                    pending.popleft().result()
+            for future in pending:
+                future.result()
         buf = io.BytesIO()
         data.index.to_parquet(buf, index=False)
         with self._fs.open(self._index_path(root), "wb") as f:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import groupby
 from typing import IO, Any, Protocol
@@ -54,11 +55,18 @@ def _cut(video: VideoSource, spans: tuple[PairSpan, ...], settings: ScanSettings
         raise VideoError(f"{video.relative_path}: {err}") from None
 
 
-def _executor(workers: int) -> Executor | None:
+#: One process pool per worker count, kept for the process's life: an ingest scans, then writes three
+#: splits, and starting workers for each would cost more than small videos take to decode.
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _executor(workers: int) -> ProcessPoolExecutor | None:
     # spawn: the workers import only what they use, and never inherit a parent's threads (torch's pools).
     if workers <= 1:
         return None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    if workers not in _POOLS:
+        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return _POOLS[workers]
 
 
 def ordered_map(function: Callable[..., Any], jobs: Iterable[tuple[Any, ...]], workers: int) -> Iterator[Any]:
@@ -69,14 +77,20 @@ def ordered_map(function: Callable[..., Any], jobs: Iterable[tuple[Any, ...]], w
         for job in jobs:
             yield function(*job)
         return
-    with executor:
-        pending: deque[Future] = deque()
+    pending: deque[Future] = deque()
+    try:
         for job in jobs:
             pending.append(executor.submit(function, *job))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BrokenProcessPool:
+        _POOLS.pop(workers, None)  # a worker died (e.g. out of memory): the next call starts afresh
+        raise
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def scan_videos(

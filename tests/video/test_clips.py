@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vans_pipelines.video import VideoError
-from vans_pipelines.video.clips import consecutive_pairs, segment_shots, video_pairs
+from vans_pipelines.video.clips import ScanSettings, consecutive_pairs, segment_shots, video_pairs
 
 
 def test_segment_shots_splits_long_shots_and_drops_remainders():
@@ -33,7 +33,8 @@ def test_max_pairs_spreads_over_the_video():
 
 def test_video_pairs_from_a_real_file(cut_video):
     path, _ = cut_video  # 6 s with cuts at 2 s and 4 s; 16-frame segments at 8 fps are 2 s = one per shot
-    pairs = video_pairs(str(path), fps=8, height=32, width=32, context_frames=16, target_frames=16)
+    settings = ScanSettings(fps=8, height=32, width=32, context_frames=16, target_frames=16)
+    pairs = video_pairs(str(path), settings)
     assert len(pairs) == 2
     assert all(p.crosses_cut for p in pairs)
     assert pairs[0].context.shape == (16, 32, 32, 3)
@@ -42,4 +43,4 @@ def test_video_pairs_from_a_real_file(cut_video):
 def test_video_pairs_too_short(cut_video):
     path, _ = cut_video
     with pytest.raises(VideoError, match="too short"):
-        video_pairs(str(path), fps=8, height=32, width=32, context_frames=32, target_frames=32)
+        video_pairs(str(path), ScanSettings(fps=8, height=32, width=32, context_frames=32, target_frames=32))

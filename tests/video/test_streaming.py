@@ -20,7 +20,7 @@ def folder(tmp_path):
 
 
 def one_pass(video):
-    return [(p.context, p.target) for p in video_pairs(video.source(), **SETTINGS.__dict__)]
+    return [(p.context, p.target) for p in video_pairs(video.source(), SETTINGS)]
 
 
 @pytest.mark.parametrize("workers", [1, 2])

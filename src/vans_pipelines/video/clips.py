@@ -162,24 +162,10 @@ def cut_pairs(source: str | IO[bytes], spans: list[PairSpan], settings: ScanSett
     return [span.cut(frames, settings.fps) for span in spans]
 
 
-def video_pairs(
-    source: str | IO[bytes],
-    *,
-    fps: float,
-    height: int,
-    width: int,
-    context_frames: int,
-    target_frames: int,
-    shot_threshold: float = 27.0,
-    min_shot_seconds: float = 0.5,
-    max_pairs: int | None = None,
-) -> list[ClipPair]:
-    """Decode ``source`` once (PyAV), find its hard cuts (PySceneDetect) and cut it into pairs.
+def video_pairs(source: str | IO[bytes], settings: ScanSettings) -> list[ClipPair]:
+    """Decode ``source`` once (PyAV), find its hard cuts (PySceneDetect) and cut it into pairs, in memory.
 
     Raises :class:`~vans_pipelines.video.io.VideoError` for unreadable, truncated or too-short videos.
     """
-    settings = ScanSettings(
-        fps, height, width, context_frames, target_frames, shot_threshold, min_shot_seconds, max_pairs
-    )
     spans, frames = scan_pairs(source, settings)
-    return [span.cut(frames, fps) for span in spans]
+    return [span.cut(frames, settings.fps) for span in spans]

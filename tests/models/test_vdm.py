@@ -9,7 +9,6 @@ from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vdm import (
     Conditioning,
     VideoDiffusionModel,
-    first_occurrences,
     to_model_video,
     to_uint8_video,
 )
@@ -23,12 +22,6 @@ def videos(n=2, frames=8, seed=0):
 def test_uint8_video_round_trip():
     clip = videos()
     np.testing.assert_array_equal(to_uint8_video(to_model_video(clip)), clip)
-
-
-def test_first_occurrences_index_each_key_by_its_first_position():
-    rows, index = first_occurrences(["b", "a", "b", "c", "a"])
-    assert rows == [0, 1, 3] and index.tolist() == [0, 1, 0, 2, 1]
-    assert [["b", "a", "b", "c", "a"][rows[i]] for i in index] == ["b", "a", "b", "c", "a"]
 
 
 def test_prepare_encodes_a_repeated_caption_or_context_once_with_the_same_result(tokenizer):

@@ -11,7 +11,8 @@ from collections.abc import MutableMapping, Sequence
 import numpy as np
 import torch
 
-from vans_pipelines.models.vdm import VideoDiffusionModel, first_occurrences
+from vans_pipelines.models.dedup import first_occurrences
+from vans_pipelines.models.vdm import VideoDiffusionModel
 
 #: Clips already rendered by one frozen VDM, by (seed, render steps, frames, context digest, caption):
 #: see :func:`render`.

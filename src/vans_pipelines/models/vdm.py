@@ -23,6 +23,7 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5EncoderModel
 
+from vans_pipelines.models.dedup import first_occurrences
 from vans_pipelines.models.lora import (
     AdaptedModel,
     LoraSpec,
@@ -388,16 +389,3 @@ def with_context_channels(transformer: WanTransformer3DModel, in_channels: int) 
     transformer.patch_embedding = new
     transformer.register_to_config(in_channels=in_channels)
     return transformer
-
-
-def first_occurrences(keys: Sequence[Any]) -> tuple[list[int], torch.Tensor]:
-    """The positions of each distinct key's first occurrence, and for every key the index of its own
-    among them: ``[keys[i] for i in rows][index[j]] == keys[j]``."""
-    slot: dict[Any, int] = {}
-    rows, index = [], []
-    for j, key in enumerate(keys):
-        if key not in slot:
-            slot[key] = len(rows)
-            rows.append(j)
-        index.append(slot[key])
-    return rows, torch.tensor(index, dtype=torch.long)

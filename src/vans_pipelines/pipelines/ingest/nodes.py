@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from vans_pipelines.datasets import VideoFolder
+from vans_pipelines.datasets.video_folder import VideoFile
 from vans_pipelines.params import IngestParams, RunContext, validate_parameters
 from vans_pipelines.triplets import FAMILIES, QUESTIONS, REQUIRED_COLUMNS, SPLITS, Shard, TripletSet
 from vans_pipelines.video import VideoError
@@ -142,18 +143,7 @@ def ingest_videos(
     split_of = assign_splits(listing, opts.val_fraction, opts.test_fraction, params.seed)
     videos = shard.take(folder.files) if shard else list(folder.files)
     settings = scan_settings(params)
-    scans = scan_videos(videos, settings, opts.workers)
-    quarantined = [
-        {"path": f"{shown}/{video.relative_path}", "reason": str(scan)}
-        for video, scan in zip(videos, scans, strict=True)
-        if isinstance(scan, VideoError)
-    ]
-    for q in quarantined:
-        logger.warning("skipping %s: %s", q["path"], q["reason"])
-    ingested = [(v, scan) for v, scan in zip(videos, scans, strict=True) if not isinstance(scan, VideoError)]
-    if videos and not ingested:
-        reasons = "; ".join(f"{q['path']}: {q['reason']}" for q in quarantined[:5])
-        raise IngestError(f"none of the {len(videos)} videos under {shown!r} could be ingested ({reasons})")
+    ingested, quarantined = _scan(videos, settings, opts.workers, shown)
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     sources = []
     for video, spans in ingested:
@@ -174,6 +164,25 @@ def ingest_videos(
         report["shard"] = str(shard)
     sets = {s: TripletSet(_index(rows[s]), clips, shard=shard) for s in SPLITS}
     return sets, report
+
+
+def _scan(
+    videos: list[VideoFile], settings: ScanSettings, workers: int, shown: str
+) -> tuple[list[tuple[VideoFile, list[PairSpan]]], list[dict[str, str]]]:
+    """(video, pair spans) of each usable video, and the quarantined ones with the reason."""
+    scans = scan_videos(videos, settings, workers)
+    quarantined = [
+        {"path": f"{shown}/{video.relative_path}", "reason": str(scan)}
+        for video, scan in zip(videos, scans, strict=True)
+        if isinstance(scan, VideoError)
+    ]
+    for q in quarantined:
+        logger.warning("skipping %s: %s", q["path"], q["reason"])
+    ingested = [(v, scan) for v, scan in zip(videos, scans, strict=True) if not isinstance(scan, VideoError)]
+    if videos and not ingested:
+        reasons = "; ".join(f"{q['path']}: {q['reason']}" for q in quarantined[:5])
+        raise IngestError(f"none of the {len(videos)} videos under {shown!r} could be ingested ({reasons})")
+    return ingested, quarantined
 
 
 def scan_settings(params: IngestParams) -> ScanSettings:

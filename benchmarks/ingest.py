@@ -7,7 +7,9 @@ plus two 640x360 videos with hard cuts encoded here, unless ``--folder`` names y
 
 - ``decode``     PyAV decodes every frame, nothing else (the floor; frame threading on, as in ingest);
 - ``decode+rgb`` PyAV decodes and converts every frame to a full-size RGB array (a naive loader);
-- ``ingest``     the ingest node on the folder: decode once, scale, PySceneDetect, segment, pair.
+- ``ingest``     the ingest node on the folder: decode once, scale, PySceneDetect, segment, pair (the
+                 pairs' clips are cut when the triplets are written, a second decode:
+                 ``benchmarks/ingest_scale.py`` measures the whole ingest).
 
 Throughput is native frames per second; each way runs ``--repeats`` times, interleaved, best kept.
 The target is ingest / decode >= 0.7.

@@ -9,6 +9,7 @@ Clips are ``uint8`` arrays shaped ``[frames, height, width, 3]`` (RGB).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,16 @@ class Shard:
     def name(self) -> str:
         """A file-name form, ``k-of-n``."""
         return f"{self.index}-of-{self.count}"
+
+    @classmethod
+    def from_name(cls, name: str) -> Shard | None:
+        """The shard a file name of :attr:`name`'s form stands for (``None`` for any other name).
+
+        >>> Shard.from_name("2-of-8"), Shard.from_name("old")
+        (Shard(index=2, count=8), None)
+        """
+        match = re.fullmatch(r"(\d+)-of-(\d+)", name)
+        return cls(int(match[1]), int(match[2])) if match else None
 
     def take(self, items: Sequence[Any]) -> list[Any]:
         """This shard's items: every ``count``-th from position ``index``."""

@@ -8,6 +8,7 @@ from typing import Any
 from kedro.io import DatasetError
 
 from vans_pipelines.datasets._fs import FsspecDataset, atomic_file
+from vans_pipelines.triplets import Shard
 
 
 class AtomicJSONDataset(FsspecDataset):
@@ -58,8 +59,7 @@ class AtomicJSONDataset(FsspecDataset):
         text = json.dumps(data, indent=self._indent, sort_keys=False, default=str)  # fails before any write
         shard = data.get(self._shard_field) if self._shard_field and isinstance(data, dict) else None
         if shard:
-            k, n = str(shard).split("/")
-            with atomic_file(self._fs, f"{self._shards_root()}/{k}-of-{n}.json", "w") as f:
+            with atomic_file(self._fs, f"{self._shards_root()}/{Shard.parse(shard).name}.json", "w") as f:
                 f.write(text + "\n")
             if self._fs.exists(self._path):  # a whole run's value no longer describes the data
                 self._fs.rm(self._path)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -27,9 +26,9 @@ from kedro.io import DatasetError
 from vans_pipelines.datasets._fs import FsspecDataset, atomic_directory
 from vans_pipelines.triplets import ClipPair, Shard, TripletSet, check_clip
 from vans_pipelines.video.io import decode_all, encode_video
+from vans_pipelines.video.streaming import bounded_map
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
-_SHARD_NAME = re.compile(r"^\d+-of-\d+$")
 
 
 class TripletDataset(FsspecDataset):
@@ -99,10 +98,9 @@ class TripletDataset(FsspecDataset):
     def _shard_folders(self) -> dict[Shard, str]:
         found = {}
         for folder in self._fs.ls(self._shards_root(), detail=False):
-            name = folder.rstrip("/").rsplit("/", 1)[-1]
-            if _SHARD_NAME.match(name) and self._fs.exists(self._index_path(folder)):
-                k, n = (int(x) for x in name.split("-of-"))
-                found[Shard(k, n)] = folder
+            shard = Shard.from_name(folder.rstrip("/").rsplit("/", 1)[-1])
+            if shard is not None and self._fs.exists(self._index_path(folder)):
+                found[shard] = folder
         return found
 
     def _load_shards(self) -> TripletSet:
@@ -165,16 +163,16 @@ class TripletDataset(FsspecDataset):
         # Clips are encoded (zlib / H.264, which release the GIL) in a few threads, a bounded number
         # queued, so writing keeps up with clips decoded in worker processes.
         self._fs.makedirs(f"{root}/clips", exist_ok=True)
-        with ThreadPoolExecutor(self._write_threads) as writers:
-            pending: deque[Future] = deque()
+
+        def jobs():
             for sample_id, (context, target) in data.iter_clips():
                 check_clip(context, f"{sample_id} context")
                 check_clip(target, f"{sample_id} target")
-                pending.append(writers.submit(self._write_clips, root, sample_id, context, target))
-                while len(pending) > 2 * self._write_threads or (pending and pending[0].done()):
-                    pending.popleft().result()
-            for future in pending:
-                future.result()
+                yield root, sample_id, context, target
+
+        with ThreadPoolExecutor(self._write_threads) as writers:
+            for _ in bounded_map(writers, self._write_clips, jobs(), 2 * self._write_threads):
+                pass
         buf = io.BytesIO()
         data.index.to_parquet(buf, index=False)
         with self._fs.open(self._index_path(root), "wb") as f:

@@ -53,15 +53,21 @@ class PairSpan:
     target_stop: int
     crosses_cut: bool
 
+    def seconds(self, fps: float) -> dict[str, float]:
+        """``context_start``, ``target_start`` and ``target_stop`` in seconds."""
+        return {
+            "context_start": self.context_start / fps,
+            "target_start": self.target_start / fps,
+            "target_stop": self.target_stop / fps,
+        }
+
     def cut(self, frames: np.ndarray, fps: float) -> ClipPair:
         """The pair's clips out of the resampled ``frames``, with its times in seconds."""
         return ClipPair(
             context=frames[self.context_start : self.context_stop],
             target=frames[self.target_start : self.target_stop],
-            context_start=self.context_start / fps,
-            target_start=self.target_start / fps,
-            target_stop=self.target_stop / fps,
             crosses_cut=self.crosses_cut,
+            **self.seconds(fps),
         )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import groupby
@@ -69,6 +69,25 @@ def _executor(workers: int) -> ProcessPoolExecutor | None:
     return _POOLS[workers]
 
 
+def bounded_map(
+    executor: Executor, function: Callable[..., Any], jobs: Iterable[tuple[Any, ...]], ahead: int
+) -> Iterator[Any]:
+    """``function(*job)`` of every job run on ``executor``, yielded in order, with at most ``ahead`` jobs
+    submitted beyond the one being consumed (bounded memory); the rest are cancelled if the consumer
+    stops early or a job fails."""
+    pending: deque[Future] = deque()
+    try:
+        for job in jobs:
+            pending.append(executor.submit(function, *job))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
 def ordered_map(function: Callable[..., Any], jobs: Iterable[tuple[Any, ...]], workers: int) -> Iterator[Any]:
     """``function(*job)`` of every job, in order; with ``workers`` > 1 in that many processes, at most
     ``2 x workers`` jobs submitted ahead of the one being consumed (bounded memory)."""
@@ -77,20 +96,11 @@ def ordered_map(function: Callable[..., Any], jobs: Iterable[tuple[Any, ...]], w
         for job in jobs:
             yield function(*job)
         return
-    pending: deque[Future] = deque()
     try:
-        for job in jobs:
-            pending.append(executor.submit(function, *job))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from bounded_map(executor, function, jobs, 2 * workers)
     except BrokenProcessPool:
         _POOLS.pop(workers, None)  # a worker died (e.g. out of memory): the next call starts afresh
         raise
-    finally:
-        for future in pending:
-            future.cancel()
 
 
 def scan_videos(

@@ -221,9 +221,7 @@ def _video_rows(
             "question": questions[int(rng.integers(len(questions)))],
             "caption": None,
             "source": f"{shown}/{rel}",
-            "context_start": span.context_start / fps,
-            "target_start": span.target_start / fps,
-            "target_stop": span.target_stop / fps,
+            **span.seconds(fps),
             "crosses_cut": span.crosses_cut,
         }
         for k, span in enumerate(spans)

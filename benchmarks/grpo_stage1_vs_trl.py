@@ -38,8 +38,8 @@ from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.rl.rewards import REWARDS
 from vans_pipelines.samples import TripletSamples
 from vans_pipelines.training.data import SamplesDataModule
-from vans_pipelines.training.grpo import GRPOSettings, manual_trainer_config
-from vans_pipelines.training.grpo_vlm import GRPOVLMModule, SamplingConfig
+from vans_pipelines.training.grpo import manual_trainer_config
+from vans_pipelines.training.grpo_vlm import GRPOVLMModule, SamplingConfig, Stage1Settings
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, TrainerConfig, fit
 from vans_pipelines.world import reasoning_for, render_split
 from vans_pipelines.world.events import Event
@@ -97,19 +97,15 @@ def ours(samples, vlm, vdm, scorer, steps: int, text_only: bool) -> list[float]:
     if text_only:
         vlm = TextOnlyVLM(vlm.model, vlm.tokenizer, vlm.processing)
     vlm.add_lora(LORA)
-    module = GRPOVLMModule(
-        vlm,
-        vdm,
-        scorer,
-        GRPOSettings(
-            GRPOConfig(group_size=G, loss_type="grpo"),
-            WEIGHTS,
-            OptimConfig(lr=LR, schedule="constant"),
-            log_samples_every=0,
-        ),
-        SamplingConfig(temperature=TEMPERATURE, max_new_tokens=NEW_TOKENS),
+    settings = Stage1Settings(
+        GRPOConfig(group_size=G, loss_type="grpo"),
+        WEIGHTS,
+        OptimConfig(lr=LR, schedule="constant"),
+        log_samples_every=0,
+        sampling=SamplingConfig(temperature=TEMPERATURE, max_new_tokens=NEW_TOKENS),
         render_steps=RENDER_STEPS,
     )
+    module = GRPOVLMModule(vlm, vdm, scorer, settings)
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainerConfig(accelerator="cpu", devices=1, max_steps=steps, batch_size=PROMPTS)

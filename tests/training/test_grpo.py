@@ -20,10 +20,11 @@ from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.samples import TripletSamples, collate
 from vans_pipelines.training.data import SamplesDataModule
-from vans_pipelines.training.grpo import GRPOSettings, manual_trainer_config
+from vans_pipelines.training.grpo import manual_trainer_config
 from vans_pipelines.training.grpo_vdm import (
     AnchoredSamples,
     GRPOVDMModule,
+    Stage2Settings,
     evaluate_stage2,
     sample_trajectories,
     trajectory_losses,
@@ -31,6 +32,7 @@ from vans_pipelines.training.grpo_vdm import (
 from vans_pipelines.training.grpo_vlm import (
     GRPOVLMModule,
     SamplingConfig,
+    Stage1Settings,
     completion_logprobs,
     evaluate_stage1,
 )
@@ -78,14 +80,15 @@ def stage1(world, grpo=None, lr=1e-2):
     _, _, vlm, vdm, scorer = world
     vlm = copy.deepcopy(vlm)
     vlm.start_adapter(LoraSpec(rank=4))
-    return GRPOVLMModule(
-        vlm,
-        vdm,
-        scorer,
-        GRPOSettings(grpo or GRPOConfig(group_size=4), VLM_REWARDS, OptimConfig(lr=lr), log_samples_every=1),
-        SamplingConfig(temperature=1.0, max_new_tokens=12),
+    settings = Stage1Settings(
+        grpo or GRPOConfig(group_size=4),
+        VLM_REWARDS,
+        OptimConfig(lr=lr),
+        log_samples_every=1,
+        sampling=SamplingConfig(temperature=1.0, max_new_tokens=12),
         render_steps=2,
     )
+    return GRPOVLMModule(vlm, vdm, scorer, settings)
 
 
 def test_stage1_dr_grpo_divides_by_the_configured_maximum_length(world):
@@ -196,13 +199,13 @@ def test_stage2_trains_only_the_transformer_adapter_and_logs_motion(world, tmp_p
     module = GRPOVDMModule(
         vdm,
         scorer,
-        GRPOSettings(
+        Stage2Settings(
             GRPOConfig(group_size=2, num_iterations=2, beta=0.01),
             VDM_REWARDS,
             OptimConfig(lr=1e-2),
             log_samples_every=1,
+            sde=SDEConfig(num_steps=3, noise_level=0.7, window_start=1),
         ),
-        SDEConfig(num_steps=3, noise_level=0.7, window_start=1),
     )
     result = fit(
         module,
@@ -276,7 +279,7 @@ def test_a_stage_adapter_is_merged_before_the_next_stage_adds_its_own(world):
 
 
 def test_before_after_reports_the_paired_change_and_its_spread():
-    from vans_pipelines.training.grpo import before_after
+    from vans_pipelines.training.grpo_rewards import before_after
 
     before = {"total": 0.5, "total_seed_std": 0.1, "total_per_seed": [0.4, 0.5, 0.6]}
     after = {"total": 0.55, "total_seed_std": 0.1, "total_per_seed": [0.44, 0.56, 0.65]}
@@ -351,13 +354,13 @@ def test_stage2_with_kept_graphs_trains_the_same_adapter_with_fewer_model_calls(
         module = GRPOVDMModule(
             model,
             scorer,
-            GRPOSettings(
+            Stage2Settings(
                 GRPOConfig(group_size=2, num_iterations=iterations, beta=0.01),
                 VDM_REWARDS,
                 OptimConfig(lr=1e-2),
                 log_samples_every=0,
+                sde=SDEConfig(num_steps=3, noise_level=0.7, window_end=2, keep_graphs=keep),
             ),
-            SDEConfig(num_steps=3, noise_level=0.7, window_end=2, keep_graphs=keep),
         )
         fit(
             module,

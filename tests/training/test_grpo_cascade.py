@@ -16,8 +16,7 @@ from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig, group_advantages
 from vans_pipelines.samples import TripletSamples, collate
 from vans_pipelines.training.data import SamplesDataModule
-from vans_pipelines.training.grpo import GRPOSettings
-from vans_pipelines.training.grpo_cascade import GRPOCascadeModule
+from vans_pipelines.training.grpo_cascade import CascadeSettings, GRPOCascadeModule
 from vans_pipelines.training.grpo_vdm import trajectory_losses
 from vans_pipelines.training.grpo_vlm import SamplingConfig, token_policy_loss
 from vans_pipelines.training.trainer import OptimConfig, RunPaths, fit
@@ -40,16 +39,17 @@ def cascade(world, grpo=None, grpo_vdm=None):
     vlm, vdm = copy.deepcopy(vlm), copy.deepcopy(vdm)
     vlm.start_adapter(LoraSpec(rank=4))
     vdm.start_adapter(VDM_LORA)
-    return GRPOCascadeModule(
-        vlm,
-        vdm,
-        scorer,
-        GRPOSettings(grpo or GRPOConfig(group_size=2), REWARDS, OptimConfig(lr=1e-2), log_samples_every=1),
-        SamplingConfig(temperature=1.0, max_new_tokens=12),
-        grpo_vdm or GRPOConfig(group_size=8, beta=0.01),
-        OptimConfig(lr=5e-3),
-        SDEConfig(num_steps=3, noise_level=0.7, window_end=2),
+    settings = CascadeSettings(
+        grpo or GRPOConfig(group_size=2),
+        REWARDS,
+        OptimConfig(lr=1e-2),
+        log_samples_every=1,
+        sampling=SamplingConfig(temperature=1.0, max_new_tokens=12),
+        grpo_vdm=grpo_vdm or GRPOConfig(group_size=8, beta=0.01),
+        optim_vdm=OptimConfig(lr=5e-3),
+        sde=SDEConfig(num_steps=3, noise_level=0.7, window_end=2),
     )
+    return GRPOCascadeModule(vlm, vdm, scorer, settings)
 
 
 def test_one_loop_trains_both_adapters_and_nothing_else(world, tmp_path):

@@ -9,21 +9,17 @@ automatic clipping does not apply to manual optimisation). ``max_steps`` counts 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vans_pipelines.metrics import motion
-from vans_pipelines.models.render import eval_noise_seed
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.rl.grpo import Advantages, GRPOConfig, LossStats, group_advantages, sample_mask
-from vans_pipelines.rl.rewards import compute_rewards, total_reward
-from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import SamplesDataModule
 from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainerConfig, TrainingRun, fit
@@ -50,7 +46,9 @@ class Rollout:
 @dataclass(frozen=True)
 class GRPOSettings:
     """What the shared GRPO loop of every stage is built from: the algorithm, the reward weights, the
-    optimiser and the loop's own settings (:meth:`of` reads them from a typed stage section)."""
+    optimiser and the loop's own settings (:meth:`of` reads them from a typed stage section). Each stage's
+    module takes a subclass that adds its own (keyword-only) settings; all of them are the module's saved
+    hyperparameters."""
 
     grpo: GRPOConfig
     weights: Mapping[str, float]
@@ -61,8 +59,8 @@ class GRPOSettings:
     log_samples_every: int = 10
 
     @classmethod
-    def of(cls, params: GRPOVLMParams | GRPOVDMParams, *, fps: float) -> GRPOSettings:
-        """From a typed ``grpo_vlm`` or ``grpo_vdm`` section."""
+    def of(cls, params: GRPOVLMParams | GRPOVDMParams, *, fps: float, **stage: Any) -> Self:
+        """From a typed ``grpo_vlm`` or ``grpo_vdm`` section; ``stage``: the subclass's own settings."""
         return cls(
             params.grpo,
             dict(params.rewards),
@@ -71,36 +69,8 @@ class GRPOSettings:
             params.trainer.seed,
             fps,
             params.log_samples_every,
+            **stage,
         )
-
-
-def score_samples(
-    weights: Mapping[str, float],
-    batch: Mapping[str, Any],
-    scorer: VideoTextScorer,
-    repeats: int,
-    *,
-    completions: Sequence[str],
-    captions: Sequence[str],
-    videos: Sequence[np.ndarray],
-) -> dict[str, torch.Tensor]:
-    """Every reward named in ``weights`` for ``repeats`` consecutive samples per prompt of ``batch``:
-    ``completions`` are what the VLM wrote, ``captions`` what each video was generated from."""
-
-    def rep(values: Sequence[Any]) -> list[Any]:
-        return [v for v in values for _ in range(repeats)]
-
-    return compute_rewards(
-        list(weights),
-        completions=list(completions),
-        captions=list(captions),
-        reference_captions=rep(batch["caption"]),
-        videos=list(videos),
-        reference_videos=list(np.repeat(batch["target"], repeats, axis=0)),
-        contexts=list(np.repeat(batch["context"], repeats, axis=0)),
-        events=rep(batch["event"]),
-        scorer=scorer,
-    )
 
 
 def manual_trainer_config(config: TrainerConfig) -> TrainerConfig:
@@ -129,20 +99,15 @@ def fit_grpo(module: GRPOModule, train: Dataset, trainer: TrainerConfig, run: Tr
 class GRPOModule(TrainingModule):
     """Subclasses implement :meth:`rollout` and :meth:`update` and register their trainable model. Every
     stage renders or samples with ``vdm`` and scores with ``scorer`` (neither registered: they follow the
-    module's device); the VDM's parts are frozen but for the transformer when ``train_transformer``.
-    ``hparams`` are the subclass's own settings, saved beside the shared ones."""
+    module's device); the VDM's parts are frozen but for the transformer in a stage that trains it."""
 
-    def __init__(
-        self,
-        settings: GRPOSettings,
-        vdm: VideoDiffusionModel,
-        scorer: VideoTextScorer,
-        *,
-        train_transformer: bool,
-        **hparams: Any,
-    ):
+    #: Whether the stage trains the VDM transformer's adapter (registered: trained, moved, checkpointed).
+    trains_transformer: ClassVar[bool] = False
+
+    def __init__(self, settings: GRPOSettings, vdm: VideoDiffusionModel, scorer: VideoTextScorer):
         super().__init__()
         self.automatic_optimization = False
+        self.settings = settings
         self.grpo = settings.grpo
         self.weights = dict(settings.weights)
         self.optim = settings.optim
@@ -151,24 +116,16 @@ class GRPOModule(TrainingModule):
         self.fps = settings.fps
         self.log_samples_every = settings.log_samples_every
         self.vdm, self.scorer = vdm, scorer
-        self.train_transformer = train_transformer
-        if train_transformer:
-            self.transformer = vdm.transformer  # registered: trained (LoRA), moved, checkpointed
-        self.save_hyperparameters(
-            {
-                "grpo": asdict(self.grpo),
-                "weights": self.weights,
-                "optim": asdict(self.optim),
-                **{k: asdict(v) if is_dataclass(v) else v for k, v in hparams.items()},
-            }
-        )
+        if self.trains_transformer:
+            self.transformer = vdm.transformer
+        self.save_hyperparameters(asdict(settings))
 
     def unregistered_parts(self) -> Sequence[object]:
         return (self.vdm, self.scorer)
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        freeze(self.vdm, train_transformer=self.train_transformer)
+        freeze(self.vdm, train_transformer=self.trains_transformer)
 
     # ------------------------------------------------------------------ stage-specific
     def rollout(self, batch: dict[str, Any]) -> Rollout:
@@ -247,85 +204,3 @@ class GRPOModule(TrainingModule):
             )
             if rollout.videos is not None:
                 self.log_videos("samples/videos", list(rollout.videos[:G]), self.fps)
-
-
-def reward_summary(
-    per_seed: Sequence[Mapping[str, torch.Tensor]], weights: Mapping[str, float]
-) -> dict[str, Any]:
-    """Val figures over evaluation seeds: each reward's mean, the weighted total's mean and its
-    seed-to-seed std (the spread an improvement has to beat)."""
-    totals = [float(total_reward(r, weights).mean()) for r in per_seed]
-    names = list(per_seed[0])
-    return {
-        "rewards": {n: float(np.mean([float(r[n].mean()) for r in per_seed])) for n in names},
-        "total": float(np.mean(totals)),
-        "total_seed_std": float(np.std(totals)),
-        "total_per_seed": [round(t, 5) for t in totals],
-        "weights": dict(weights),
-    }
-
-
-def before_after(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """A stage report's val section: both evaluations, the change of the total and the seed spread it is
-    measured against (the larger of the two seed-to-seed stds of the level). Each eval seed draws the
-    same noise before and after, so the per-seed (paired) changes and their std are reported too: the
-    noise of the *difference*, usually far smaller than the level's."""
-    paired = [a - b for a, b in zip(after["total_per_seed"], before["total_per_seed"], strict=True)]
-    return {
-        "val_before": dict(before),
-        "val_after": dict(after),
-        "improvement": round(after["total"] - before["total"], 5),
-        "seed_spread": round(max(before["total_seed_std"], after["total_seed_std"]), 5),
-        "improvement_per_seed": [round(d, 5) for d in paired],
-        "improvement_seed_std": round(float(np.std(paired)), 5),
-    }
-
-
-#: ``score(batch, answers, wanted, noise_seed)`` of :func:`evaluate_rewards`: the batch's clips, made with
-#: that noise seed from ``answers`` (what ``answer(batch)`` returned), and their ``wanted`` rewards.
-ScoreBatch = Callable[
-    [dict[str, Any], Any, Mapping[str, float], int], tuple[dict[str, torch.Tensor], np.ndarray]
-]
-
-
-@torch.no_grad()
-def evaluate_rewards(
-    samples: Dataset,
-    weights: Mapping[str, float],
-    answer: Callable[[dict[str, Any]], Any],
-    score: ScoreBatch,
-    *,
-    analysis: Sequence[str],
-    seeds: Sequence[int],
-    draws: int = 1,
-    batch_size: int = 32,
-    limit: int | None = None,
-) -> dict[str, Any]:
-    """The val loop of every GRPO stage: each batch answered once, then its clips made and scored for
-    each seed and noise draw (the same noise for every model evaluated, so before / after comparisons are
-    paired). ``analysis`` rewards (e.g. the oracle's) are measured beside the weighted ones, not in the
-    total, on samples the world made. Returns :func:`reward_summary` plus the motion of the clips and of
-    the ground truth (first seed and draw)."""
-    per_seed: list[dict[str, list[torch.Tensor]]] = [{} for _ in seeds]
-    motions, target_motions = [], []
-    names = list(weights) + [n for n in analysis if n not in weights]
-    for start, batch in ordered_batches(samples, batch_size, limit):
-        answers = answer(batch)
-        has_events = all(e is not None for e in batch["event"])
-        wanted = {n: weights.get(n, 0.0) for n in names if n not in analysis or has_events}
-        for k, seed in enumerate(seeds):
-            for draw in range(draws):
-                rewards, clips = score(batch, answers, wanted, eval_noise_seed(seed, start, draw))
-                for name, values in rewards.items():
-                    per_seed[k].setdefault(name, []).append(values)
-                if k == 0 and draw == 0:
-                    motions.append(motion(clips))
-                    target_motions.append(motion(batch["target"]))
-    merged = [{n: torch.cat(v) for n, v in seed_rewards.items()} for seed_rewards in per_seed]
-    return {
-        "samples": len(next(iter(merged[0].values()))) // draws,
-        "draws": draws,
-        **reward_summary(merged, weights),
-        "motion": float(np.mean(motions)),
-        "target_motion": float(np.mean(target_motions)),
-    }

@@ -11,7 +11,7 @@ each part is built as in its stage (:func:`~vans_pipelines.training.grpo_vlm.tok
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,11 +24,11 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats
-from vans_pipelines.training.grpo import GRPOSettings, Rollout, fit_grpo
+from vans_pipelines.training.grpo import Rollout, fit_grpo
 from vans_pipelines.training.grpo_vdm import backward_trajectories, merge_loss_stats, sample_trajectories
 from vans_pipelines.training.grpo_vlm import (
-    SamplingConfig,
     VLMPolicyModule,
+    VLMPolicySettings,
     sample_completions,
     stage1_rewards,
     token_policy_loss,
@@ -39,37 +39,36 @@ if TYPE_CHECKING:
     from vans_pipelines.params import GRPOVDMParams, GRPOVLMParams
 
 
+@dataclass(frozen=True, kw_only=True)
+class CascadeSettings(VLMPolicySettings):
+    """The cascade's loop is the VLM side's (group, advantages, updates per rollout, learning rate); the VDM
+    side brings its clip range and KL weight (``grpo_vdm``: its group and updates are the loop's, since
+    both sides re-score the same rollouts), its learning rate (``optim_vdm``) and its SDE sampler."""
+
+    grpo_vdm: GRPOConfig
+    optim_vdm: OptimConfig
+    sde: SDEConfig
+
+    def __post_init__(self) -> None:
+        loop = {"group_size": self.grpo.group_size, "num_iterations": self.grpo.num_iterations}
+        object.__setattr__(self, "grpo_vdm", replace(self.grpo_vdm, **loop))
+
+
 class GRPOCascadeModule(VLMPolicyModule):
-    """Both models' adapters trained by one GRPO loop. ``settings`` (the VLM side's) sets the group, the
-    advantages and the number of updates per rollout; ``grpo_vdm`` contributes the VDM side's clip range
-    and KL weight. Each side keeps its stage's learning rate (``settings.optim`` / ``optim_vdm``)."""
+    """Both models' adapters trained by one GRPO loop (:class:`CascadeSettings`); each side keeps its
+    stage's learning rate."""
+
+    trains_transformer = True
 
     def __init__(
         self,
         vlm: VisionLanguageModel,
         vdm: VideoDiffusionModel,
         scorer: VideoTextScorer,
-        settings: GRPOSettings,
-        sampling: SamplingConfig,
-        grpo_vdm: GRPOConfig,
-        optim_vdm: OptimConfig,
-        sde: SDEConfig,
+        settings: CascadeSettings,
     ):
-        # One loop: the VDM side re-scores the same rollouts as often as the VLM side.
-        grpo = settings.grpo
-        grpo_vdm = replace(grpo_vdm, group_size=grpo.group_size, num_iterations=grpo.num_iterations)
-        super().__init__(
-            vlm,
-            vdm,
-            scorer,
-            settings,
-            sampling,
-            train_transformer=True,
-            grpo_vdm=grpo_vdm,
-            optim_vdm=optim_vdm,
-            sde=sde,
-        )
-        self.grpo_vdm, self.optim_vdm, self.sde = grpo_vdm, optim_vdm, sde
+        super().__init__(vlm, vdm, scorer, settings)
+        self.sde, self.grpo_vdm, self.optim_vdm = settings.sde, settings.grpo_vdm, settings.optim_vdm
 
     def configure_optimizers(self):
         return make_optimizer(
@@ -126,8 +125,13 @@ def fit_cascade(
     reward. Both models are left in eval mode."""
     vlm.start_adapter(stage1.lora, seed=stage1.trainer.seed)
     vdm.start_adapter(stage2.lora, seed=stage1.trainer.seed)
-    settings = replace(GRPOSettings.of(stage1, fps=fps), weights=dict(weights))
-    module = GRPOCascadeModule(
-        vlm, vdm, scorer, settings, stage1.sampling, stage2.grpo, stage2.optim, stage2.sde
+    settings = CascadeSettings.of(
+        stage1,
+        fps=fps,
+        sampling=stage1.sampling,
+        grpo_vdm=stage2.grpo,
+        optim_vdm=stage2.optim,
+        sde=stage2.sde,
     )
+    module = GRPOCascadeModule(vlm, vdm, scorer, replace(settings, weights=dict(weights)))
     return fit_grpo(module, train, stage1.trainer, run)

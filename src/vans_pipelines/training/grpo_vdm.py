@@ -35,14 +35,8 @@ from vans_pipelines.rl.flow_sde import (
 )
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
 from vans_pipelines.samples import ordered_batches
-from vans_pipelines.training.grpo import (
-    GRPOModule,
-    GRPOSettings,
-    Rollout,
-    evaluate_rewards,
-    fit_grpo,
-    score_samples,
-)
+from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
+from vans_pipelines.training.grpo_rewards import evaluate_rewards, score_samples
 from vans_pipelines.training.trainer import FitResult, TrainingRun
 
 if TYPE_CHECKING:
@@ -137,14 +131,21 @@ def backward_trajectories(
     return total, merge_loss_stats(stats)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Stage2Settings(GRPOSettings):
+    """Stage 2: the VDM samples its group with Flow-GRPO's SDE sampler (``sde``)."""
+
+    sde: SDEConfig
+
+
 class GRPOVDMModule(GRPOModule):
     """Stage 2: the VDM transformer's adapter trained by Flow-GRPO from anchor captions."""
 
-    def __init__(
-        self, vdm: VideoDiffusionModel, scorer: VideoTextScorer, settings: GRPOSettings, sde: SDEConfig
-    ):
-        super().__init__(settings, vdm, scorer, train_transformer=True, sde=sde)
-        self.sde = sde
+    trains_transformer = True
+
+    def __init__(self, vdm: VideoDiffusionModel, scorer: VideoTextScorer, settings: Stage2Settings):
+        super().__init__(settings, vdm, scorer)
+        self.sde = settings.sde
 
     def rollout(self, batch: dict[str, Any]) -> Rollout:
         G = self.grpo.group_size
@@ -335,5 +336,5 @@ def fit_stage2(
     anchored ``train`` samples (``params``: the typed ``grpo_vdm`` section); the model is left in eval
     mode. Used by the grpo_vdm stage and by the ablations."""
     vdm.start_adapter(params.lora, seed=params.trainer.seed)
-    module = GRPOVDMModule(vdm, scorer, GRPOSettings.of(params, fps=fps), params.sde)
+    module = GRPOVDMModule(vdm, scorer, Stage2Settings.of(params, fps=fps, sde=params.sde))
     return fit_grpo(module, train, params.trainer, run)

@@ -26,14 +26,8 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel
 from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
 from vans_pipelines.rl.rewards import VIDEO_REWARDS
-from vans_pipelines.training.grpo import (
-    GRPOModule,
-    GRPOSettings,
-    Rollout,
-    evaluate_rewards,
-    fit_grpo,
-    score_samples,
-)
+from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
+from vans_pipelines.training.grpo_rewards import evaluate_rewards, score_samples
 from vans_pipelines.training.trainer import FitResult, TrainingRun
 
 if TYPE_CHECKING:
@@ -179,50 +173,47 @@ def stage1_rewards(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class VLMPolicySettings(GRPOSettings):
+    """The GRPO loop of a policy that includes the VLM: how it samples its group (``sampling``, whose
+    length also normalises dr_grpo's loss)."""
+
+    sampling: SamplingConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage1Settings(VLMPolicySettings):
+    """Stage 1: the frozen VDM renders each answer in ``render_steps`` ODE steps."""
+
+    render_steps: int
+
+
 class VLMPolicyModule(GRPOModule):
     """A GRPO module whose policy includes the VLM (stage 1, the cascade): completions are sampled with
-    ``sampling`` (whose length also normalises dr_grpo's loss), and the VLM's model is registered
-    (trained through its LoRA adapter, moved, checkpointed). ``hparams``: the subclass's own, saved."""
+    ``settings.sampling``, and the VLM's model is registered (trained through its LoRA adapter, moved,
+    checkpointed)."""
 
     def __init__(
         self,
         vlm: VisionLanguageModel,
         vdm: VideoDiffusionModel,
         scorer: VideoTextScorer,
-        settings: GRPOSettings,
-        sampling: SamplingConfig,
-        *,
-        train_transformer: bool,
-        **hparams: Any,
+        settings: VLMPolicySettings,
     ):
-        settings = replace(settings, grpo=with_completion_length(settings.grpo, sampling))
-        super().__init__(
-            settings, vdm, scorer, train_transformer=train_transformer, sampling=sampling, **hparams
-        )
+        grpo = with_completion_length(settings.grpo, settings.sampling)
+        super().__init__(replace(settings, grpo=grpo), vdm, scorer)
         self.vlm = vlm
         self.model = vlm.model
-        self.sampling = sampling
+        self.sampling = settings.sampling
 
 
 class GRPOVLMModule(VLMPolicyModule):
-    """Stage 1: the VLM's adapter trained by GRPO; ``vdm`` renders each answer (frozen, not registered)."""
+    """Stage 1: the VLM's adapter trained by GRPO; ``vdm`` renders each answer (frozen, not registered).
+    ``render_cache`` (None: no cache), when set before fitting, keeps the renders of answers seen before
+    (:func:`~vans_pipelines.models.render.render`)."""
 
-    def __init__(
-        self,
-        vlm: VisionLanguageModel,
-        vdm: VideoDiffusionModel,
-        scorer: VideoTextScorer,
-        settings: GRPOSettings,
-        sampling: SamplingConfig,
-        *,
-        render_steps: int,
-        render_cache: RenderCache | None = None,
-    ):
-        super().__init__(
-            vlm, vdm, scorer, settings, sampling, train_transformer=False, render_steps=render_steps
-        )
-        self.render_steps = render_steps
-        self.render_cache = render_cache
+    settings: Stage1Settings
+    render_cache: RenderCache | None = None
 
     def rollout(self, batch: dict[str, Any]) -> Rollout:
         G = self.grpo.group_size
@@ -234,7 +225,7 @@ class GRPOVLMModule(VLMPolicyModule):
                 completions.captions,
                 batch["context"],
                 frames=batch["target"].shape[1],
-                num_steps=self.render_steps,
+                num_steps=self.settings.render_steps,
                 seed=self.rollout_seed(),
                 repeats=G,
                 cache=self.render_cache,
@@ -327,13 +318,7 @@ def fit_stage1(
     ``grpo_vlm`` section); the model is left in eval mode. Used by the grpo_vlm stage, each tune trial and
     the ablations (``render_cache``: see :func:`~vans_pipelines.models.render.render`)."""
     vlm.start_adapter(params.lora, seed=params.trainer.seed)
-    module = GRPOVLMModule(
-        vlm,
-        vdm,
-        scorer,
-        GRPOSettings.of(params, fps=fps),
-        params.sampling,
-        render_steps=params.render_steps,
-        render_cache=render_cache,
-    )
+    settings = Stage1Settings.of(params, fps=fps, sampling=params.sampling, render_steps=params.render_steps)
+    module = GRPOVLMModule(vlm, vdm, scorer, settings)
+    module.render_cache = render_cache
     return fit_grpo(module, train, params.trainer, run)

@@ -15,7 +15,7 @@ from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVDMParams, RunContext, parse_section
 from vans_pipelines.samples import samples
 from vans_pipelines.training.fingerprints import weights_fingerprint
-from vans_pipelines.training.grpo import before_after
+from vans_pipelines.training.grpo_rewards import before_after
 from vans_pipelines.training.grpo_vdm import (
     AnchoredSamples,
     anchor_captions,

@@ -15,7 +15,7 @@ from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
 from vans_pipelines.training.data import training_samples
 from vans_pipelines.training.fingerprints import weights_fingerprint
-from vans_pipelines.training.grpo import before_after
+from vans_pipelines.training.grpo_rewards import before_after
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
 from vans_pipelines.training.trainer import fingerprint, measure_fit
 from vans_pipelines.triplets import TripletSet

@@ -76,9 +76,10 @@ def project_copy(tmp_path) -> Path:
     return make_project_copy(tmp_path)
 
 
-def torchrun_kedro(project: Path, node: str, params: str, port: int) -> tuple[int, str]:
-    """``kedro run --nodes <node> --params <params>`` under torchrun: two CPU processes (gloo), one thread
-    each. Returns the exit code and the combined log."""
+def torchrun_kedro(project: Path, nodes: str, params: str, port: int) -> tuple[int, str]:
+    """``kedro run --nodes <nodes> --params <params>`` under torchrun: two CPU processes (gloo), one thread
+    each. ``nodes``: comma-separated, with the in-memory inputs' nodes (``make_samples_node``) before the
+    node under test. Returns the exit code and the combined log."""
     cmd = [
         sys.executable,
         "-m",
@@ -89,7 +90,7 @@ def torchrun_kedro(project: Path, node: str, params: str, port: int) -> tuple[in
         "kedro",
         "run",
         "--nodes",
-        node,
+        nodes,
         "--params",
         params,
     ]

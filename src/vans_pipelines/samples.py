@@ -4,6 +4,7 @@ evaluation loops read: below both training and evaluation."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,24 @@ class TripletSamples(Dataset):
 def samples(triplets: TripletSet, captions: pd.DataFrame) -> TripletSamples:
     """A split's samples with the caption stage's captions (its table, as the catalog loads it)."""
     return TripletSamples(triplets, captions_by_id(captions))
+
+
+@dataclass(frozen=True)
+class SplitSamples:
+    """A run's samples, split by split, with the caption stage's captions; ``fps``: the frame rate their
+    clips were cut at (``ingest.clip.fps``). What every stage that trains or evaluates reads."""
+
+    train: TripletSamples
+    val: TripletSamples
+    test: TripletSamples
+    fps: float
+
+    @classmethod
+    def of(
+        cls, train: TripletSet, val: TripletSet, test: TripletSet, captions: pd.DataFrame, fps: float
+    ) -> SplitSamples:
+        by_id = captions_by_id(captions)
+        return cls(TripletSamples(train, by_id), TripletSamples(val, by_id), TripletSamples(test, by_id), fps)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

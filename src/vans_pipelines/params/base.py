@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vans_pipelines.models.lora import LoraSpec
+from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.rl.rewards import check_reward_names
+from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 Family = Literal["procedural", "predictive"]
 
@@ -52,6 +54,24 @@ class RewardWeights(Strict):
         errors = check_reward_names(self.rewards, "rewards")
         if errors:
             raise ValueError("; ".join(errors))
+        return self
+
+
+class GRPOStageParams(RewardWeights):
+    """What both Joint-GRPO stage sections hold (each stage sets its own defaults): the LoRA adapter it
+    trains (no dropout, see :func:`check_grpo_lora`), the algorithm, the reward weights, the optimiser and
+    trainer, and every how many steps TensorBoard gets sample captions and videos (0: never)."""
+
+    lora: LoraSpec
+    grpo: GRPOConfig
+    rewards: dict[str, float]
+    optim: OptimConfig
+    trainer: TrainerConfig
+    log_samples_every: int = Field(10, ge=0)
+
+    @model_validator(mode="after")
+    def _grpo_lora(self):
+        check_grpo_lora(self.lora)
         return self
 
 

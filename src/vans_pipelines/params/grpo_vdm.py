@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from vans_pipelines.models.lora import LoraSpec
-from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora
+from vans_pipelines.params.base import GRPOStageParams, Strict
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
@@ -29,7 +29,7 @@ class GRPOVDMEvalParams(Strict):
     num_steps: int = Field(6, ge=1)  # ODE (deployed) sampler steps
 
 
-class GRPOVDMParams(RewardWeights):
+class GRPOVDMParams(GRPOStageParams):
     """Joint-GRPO stage 2: the SFT VDM gets a LoRA adapter trained by Flow-GRPO on the anchors."""
 
     lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
@@ -37,18 +37,16 @@ class GRPOVDMParams(RewardWeights):
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"video_fidelity": 1.0, "semantic_alignment": 1.0, "context_consistency": 0.0}
     )
-    sde: SDEConfig = SDEConfig(window_end=4, kl_form="exact", keep_graphs=True)
-    anchors: AnchorParams = AnchorParams()
     optim: OptimConfig = OptimConfig(lr=2.5e-4, warmup_steps=0, schedule="constant")
     trainer: TrainerConfig = TrainerConfig(
         max_steps=40, batch_size=4, checkpoint_every_n_steps=10, log_every_n_steps=1
     )
-    log_samples_every: int = Field(10, ge=0)
+    sde: SDEConfig = SDEConfig(window_end=4, kl_form="exact", keep_graphs=True)
+    anchors: AnchorParams = AnchorParams()
     eval: GRPOVDMEvalParams = GRPOVDMEvalParams()
 
     @model_validator(mode="after")
-    def _valid(self) -> GRPOVDMParams:
-        check_grpo_lora(self.lora)
+    def _stochastic_sampler(self) -> GRPOVDMParams:
         if self.sde.noise_level <= 0:
             # 0 is the deterministic ODE sampler: its steps have no log-probability to train on.
             raise ValueError(

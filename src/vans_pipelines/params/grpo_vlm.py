@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from vans_pipelines.models.lora import LoraSpec
-from vans_pipelines.params.base import RewardWeights, Strict, check_grpo_lora
+from vans_pipelines.params.base import GRPOStageParams, Strict
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.grpo_vlm import SamplingConfig
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
@@ -19,7 +19,7 @@ class GRPOVLMEvalParams(Strict):
     max_new_tokens: int = Field(48, ge=1)
 
 
-class GRPOVLMParams(RewardWeights):
+class GRPOVLMParams(GRPOStageParams):
     """Joint-GRPO stage 1: the SFT VLM gets a LoRA adapter trained by GRPO against the frozen SFT VDM."""
 
     lora: LoraSpec = LoraSpec(target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "qkv", "proj"))
@@ -27,16 +27,10 @@ class GRPOVLMParams(RewardWeights):
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 1.0}
     )
-    sampling: SamplingConfig = SamplingConfig(temperature=0.7)
-    render_steps: int = Field(4, ge=1)  # the frozen VDM's steps per reward render
     optim: OptimConfig = OptimConfig(lr=5e-4, warmup_steps=0, schedule="constant")
     trainer: TrainerConfig = TrainerConfig(
         max_steps=60, batch_size=4, checkpoint_every_n_steps=10, log_every_n_steps=1
     )
-    log_samples_every: int = Field(10, ge=0)
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7)
+    render_steps: int = Field(4, ge=1)  # the frozen VDM's steps per reward render
     eval: GRPOVLMEvalParams = GRPOVLMEvalParams()
-
-    @model_validator(mode="after")
-    def _valid(self) -> GRPOVLMParams:
-        check_grpo_lora(self.lora)
-        return self

@@ -5,37 +5,24 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vans_pipelines.samples import TripletSamples, collate, samples
+from vans_pipelines.samples import collate
 from vans_pipelines.training.trainer import world_size
 from vans_pipelines.triplets import TripletSet
 
 
-def check_batch_fits(key: str, batch_size: int, train: Dataset, processes: int = 1) -> None:
-    """``ValueError`` naming ``key`` when one step's batches across processes exceed the train split."""
+def check_batch_fits(key: str, batch_size: int, train: Dataset, processes: int | None = None) -> None:
+    """``ValueError`` naming ``key`` when one step's batches on every process (``processes``: this run's
+    world size by default) exceed the train split: real-video splits are only known after ingest, so
+    stages check this before any training."""
+    processes = world_size() if processes is None else processes
     if batch_size * processes > len(train):
         raise ValueError(
             f"{key}: {batch_size} x {processes} process(es) is larger than the train split "
             f"({len(train)} samples)"
         )
-
-
-def training_samples(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
-    batch_key: str,
-    batch_size: int,
-) -> tuple[TripletSamples, TripletSamples]:
-    """A stage's train and val samples, with the caption stage's captions, once the train split is known
-    to fill a step's batches (``batch_size``, the setting ``batch_key``) on every process: real-video
-    splits are only known after ingest, so this is checked before any training."""
-    train, val = samples(train_triplets, captions), samples(val_triplets, captions)
-    check_batch_fits(batch_key, batch_size, train, world_size())
-    return train, val
 
 
 class FrameSamples(Dataset):

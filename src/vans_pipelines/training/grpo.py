@@ -25,7 +25,7 @@ from vans_pipelines.training.data import SamplesDataModule
 from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainerConfig, TrainingRun, fit
 
 if TYPE_CHECKING:
-    from vans_pipelines.params import GRPOVDMParams, GRPOVLMParams
+    from vans_pipelines.params.base import GRPOStageParams
     from vans_pipelines.training.grpo_vdm import Trajectories
     from vans_pipelines.training.grpo_vlm import Completions
 
@@ -59,7 +59,7 @@ class GRPOSettings:
     log_samples_every: int = 10
 
     @classmethod
-    def of(cls, params: GRPOVLMParams | GRPOVDMParams, *, fps: float, **stage: Any) -> Self:
+    def of(cls, params: GRPOStageParams, *, fps: float, **stage: Any) -> Self:
         """From a typed ``grpo_vlm`` or ``grpo_vdm`` section; ``stage``: the subclass's own settings."""
         return cls(
             params.grpo,

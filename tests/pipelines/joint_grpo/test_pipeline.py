@@ -89,7 +89,7 @@ def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
         "eval.max_new_tokens": 16,
     }
     params = ",".join(f"grpo_vlm.{k}={v}" for k, v in overrides.items())
-    returncode, log = torchrun_kedro(after_sft, "train_grpo_vlm_node", params, 29541)
+    returncode, log = torchrun_kedro(after_sft, "make_samples_node,train_grpo_vlm_node", params, 29541)
     assert returncode == 0, log[-3000:]
     report = json.loads((after_sft / "data" / "08_reporting" / "grpo_vlm_report.json").read_text())
     assert report["world_size"] == 2 and report["steps"] == 2

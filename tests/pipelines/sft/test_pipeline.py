@@ -51,7 +51,7 @@ def test_sft_under_torchrun_trains_on_both_ranks_and_writes_once(project_copy):
         f"sft.vlm.{key}"
         for key in ("trainer.max_steps=2", "trainer.batch_size=2", "eval.limit=2", "trainer.accelerator=cpu")
     )
-    returncode, log = torchrun_kedro(project_copy, "train_vlm_node", params, 29533)
+    returncode, log = torchrun_kedro(project_copy, "make_samples_node,train_vlm_node", params, 29533)
     assert returncode == 0, log[-3000:]
     report = json.loads((project_copy / "data" / "08_reporting" / "sft_vlm_report.json").read_text())
     assert report["world_size"] == 2 and report["steps"] == 2

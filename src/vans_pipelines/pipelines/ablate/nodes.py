@@ -26,17 +26,14 @@ from vans_pipelines.params import (
     parse_section,
     resolve_variant,
 )
-from vans_pipelines.samples import TripletSamples, captions_by_id
+from vans_pipelines.samples import SplitSamples
 from vans_pipelines.training.ablation import AblationTrainer, Recipe
-from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
 
 
-def run_ablation_node(
-    train_triplets: TripletSet,
-    test_triplets: TripletSet,
-    captions: pd.DataFrame,
+def run_ablation(
+    samples: SplitSamples,
     sft_vlm: VisionLanguageModel,
     sft_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
@@ -44,23 +41,21 @@ def run_ablation_node(
     grpo_vlm: dict[str, Any],
     grpo_vdm: dict[str, Any],
     evaluate: dict[str, Any],
-    fps: float,
     run_context: RunContext,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Every recipe x training seed, trained and evaluated; returns the figures and the per-sample table."""
     params: AblateParams = parse_section("ablate", ablate)
     stage1, stage2 = parse_section("grpo_vlm", grpo_vlm), parse_section("grpo_vdm", grpo_vdm)
     evaluation: EvaluateParams = parse_section("evaluate", evaluate)
-    by_id = captions_by_id(captions)
     if params.compile_vdm:  # every recipe's VDM is a copy of this one, and compiles as it does
         sft_vdm.compile()
     trainer = AblationTrainer(
         sft_vlm,
         sft_vdm,
         scorer,
-        TripletSamples(train_triplets, by_id),
+        samples.train,
         run_context.logging_to(params.log_dir),
-        fps,
+        samples.fps,
         anchor_pool=params.anchor_pool,
     )
     started, trained = time.perf_counter(), {}
@@ -68,7 +63,7 @@ def run_ablation_node(
         trainer,
         recipes_by_seed(params, stage1, stage2),
         {name: variant.label or name for name, variant in params.variants.items()},
-        TripletSamples(test_triplets, by_id),
+        samples.test,
         build_features(evaluation.fvd.kind, scorer, evaluation.fvd.path),
         trained_recipes=trained,
         **params.eval.model_dump(),
@@ -97,14 +92,14 @@ def recipes_by_seed(
     }
 
 
-def summarise_ablation_node(figures: dict[str, Any]) -> dict[str, float]:
+def summarise_ablation(figures: dict[str, Any]) -> dict[str, float]:
     """The flat numeric summary DVC shows as the ablate stage's metric."""
     return ablation.flat_summary(figures)
 
 
-def plot_ablation_node(figures: dict[str, Any]) -> Figure:
+def plot_ablation(figures: dict[str, Any]) -> Figure:
     return plot_recipes(figures["systems"])
 
 
-def write_ablation_report_node(figures: dict[str, Any]) -> str:
+def write_ablation_report(figures: dict[str, Any]) -> str:
     return markdown_report(figures) + "\n![recipes](ablation.png)\n"

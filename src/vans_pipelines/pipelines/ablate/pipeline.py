@@ -4,10 +4,10 @@ training seeds, judged on the test split by the world's oracle → ablation.md, 
 from kedro.pipeline import Pipeline, node
 
 from vans_pipelines.pipelines.ablate.nodes import (
-    plot_ablation_node,
-    run_ablation_node,
-    summarise_ablation_node,
-    write_ablation_report_node,
+    plot_ablation,
+    run_ablation,
+    summarise_ablation,
+    write_ablation_report,
 )
 
 
@@ -15,11 +15,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                run_ablation_node,
+                run_ablation,
                 [
-                    "train_triplets",
-                    "test_triplets",
-                    "captions",
+                    "samples",
                     "sft_vlm",
                     "sft_vdm",
                     "scorer",
@@ -27,21 +25,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:grpo_vlm",
                     "params:grpo_vdm",
                     "params:evaluate",
-                    "params:ingest.clip.fps",
                     "run_context",
                 ],
                 ["ablation_metrics", "ablation_samples"],
                 name="run_ablation_node",
             ),
+            node(summarise_ablation, "ablation_metrics", "ablation_summary", name="summarise_ablation_node"),
+            node(plot_ablation, "ablation_metrics", "ablation_plot", name="plot_ablation_node"),
             node(
-                summarise_ablation_node,
-                "ablation_metrics",
-                "ablation_summary",
-                name="summarise_ablation_node",
-            ),
-            node(plot_ablation_node, "ablation_metrics", "ablation_plot", name="plot_ablation_node"),
-            node(
-                write_ablation_report_node,
+                write_ablation_report,
                 "ablation_metrics",
                 "ablation_report",
                 name="write_ablation_report_node",

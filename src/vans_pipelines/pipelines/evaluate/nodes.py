@@ -11,16 +11,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vans_pipelines.evaluation import report
+from vans_pipelines.evaluation import report, systems
 from vans_pipelines.evaluation.comparison import paired_comparison, winners
 from vans_pipelines.evaluation.features import build_features
-from vans_pipelines.evaluation.systems import Evaluation, evaluate_systems, system_by_name
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import EvaluateParams, RunContext, parse_section
-from vans_pipelines.samples import TripletSamples, captions_by_id
-from vans_pipelines.triplets import TripletSet
+from vans_pipelines.samples import SplitSamples
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +35,8 @@ REPORT_FILES = {
 }
 
 
-def evaluate_systems_node(
-    test_triplets: TripletSet,
-    captions: pd.DataFrame,
+def evaluate_systems(
+    samples: SplitSamples,
     sft_vlm: VisionLanguageModel,
     grpo_vlm: VisionLanguageModel,
     sft_vdm: VideoDiffusionModel,
@@ -51,16 +48,15 @@ def evaluate_systems_node(
     """Every configured system on the test split, where ``run.inference`` says. Returns the metrics (DVC
     metrics file), one row per (system, seed, sample), and the clips of the video grid."""
     params: EvaluateParams = parse_section("evaluate", evaluate)
-    samples = TripletSamples(test_triplets, captions_by_id(captions))
     features = build_features(params.fvd.kind, scorer, params.fvd.path)
     started = time.perf_counter()
     inference = run_context.inference
     with inference.running(sft_vlm, grpo_vlm, sft_vdm, grpo_vdm, scorer, features):
-        result = evaluate_systems(
-            system_by_name(params.systems),
+        result = systems.evaluate_systems(
+            systems.system_by_name(params.systems),
             {"sft": sft_vlm, "grpo": grpo_vlm},
             {"sft": sft_vdm, "grpo": grpo_vdm},
-            samples,
+            samples.test,
             scorer,
             features,
             seeds=params.seeds,
@@ -89,27 +85,27 @@ def evaluate_systems_node(
     return metrics, result.samples, grid_clips(result, params.grid.samples)
 
 
-def grid_clips(result: Evaluation, keep: int) -> dict[str, np.ndarray]:
+def grid_clips(result: systems.Evaluation, keep: int) -> dict[str, np.ndarray]:
     """The video grid's columns: the first ``keep`` contexts, their ground truth and each system's answers."""
     reference = result.reference
     return {"context": reference.contexts[:keep], "ground truth": reference.targets[:keep], **result.answers}
 
 
-def write_system_tables_node(metrics: dict[str, Any]) -> dict[str, pd.DataFrame]:
+def write_system_tables(metrics: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """One CSV per system (metric, mean, std, per seed): the DVC plots' data."""
     return {name: report.system_table(system) for name, system in metrics["systems"].items()}
 
 
-def summarise_metrics_node(metrics: dict[str, Any]) -> dict[str, float]:
+def summarise_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The flat numeric summary DVC shows as this stage's metric (see :func:`report.flat_summary`)."""
     return report.flat_summary(metrics)
 
 
-def plot_metrics_node(metrics: dict[str, Any]) -> Figure:
+def plot_metrics(metrics: dict[str, Any]) -> Figure:
     return report.plot_metric_bars(metrics["systems"])
 
 
-def plot_training_curves_node(
+def plot_training_curves(
     training_curves: pd.DataFrame,
     grpo_vlm_report: dict[str, Any],
     grpo_vdm_report: dict[str, Any],
@@ -128,13 +124,13 @@ def plot_training_curves_node(
     return report.plot_training_curves(curves), curves
 
 
-def render_video_grid_node(clips: dict[str, np.ndarray], evaluate: dict[str, Any]) -> np.ndarray:
+def render_video_grid(clips: dict[str, np.ndarray], evaluate: dict[str, Any]) -> np.ndarray:
     params: EvaluateParams = parse_section("evaluate", evaluate)
     answers = {k: v for k, v in clips.items() if k not in ("context", "ground truth")}
     return report.video_grid(clips["context"], clips["ground truth"], answers, scale=params.grid.scale)
 
 
-def write_report_node(metrics: dict[str, Any]) -> str:
+def write_report(metrics: dict[str, Any]) -> str:
     """The Markdown report (our table, the paper's table beside it, the plots inline)."""
     text = report.markdown_report(
         metrics["systems"],

@@ -13,7 +13,7 @@ from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVDMParams, RunContext, parse_section
-from vans_pipelines.samples import samples
+from vans_pipelines.samples import SplitSamples
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo_rewards import before_after
 from vans_pipelines.training.grpo_vdm import (
@@ -25,23 +25,17 @@ from vans_pipelines.training.grpo_vdm import (
     fit_stage2,
 )
 from vans_pipelines.training.trainer import fingerprint, measure_fit, world_size
-from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
 
 
 def write_anchor_captions(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
-    grpo_vlm: VisionLanguageModel,
-    grpo_vdm: dict[str, Any],
-    run_context: RunContext,
+    samples: SplitSamples, grpo_vlm: VisionLanguageModel, grpo_vdm: dict[str, Any], run_context: RunContext
 ) -> pd.DataFrame:
     """The stage-1 VLM's greedy caption of every train and val sample, its ROUGE-L to the ground truth and
     whether it is kept for training (ROUGE-L >= ``grpo_vdm.anchors.min_rouge_l``)."""
     params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
-    splits = {"train": samples(train_triplets, captions), "val": samples(val_triplets, captions)}
+    splits = {"train": samples.train, "val": samples.val}
     inference = run_context.inference
     with inference.running(grpo_vlm):
         table = anchor_captions(
@@ -64,21 +58,18 @@ def write_anchor_captions(
 
 
 def train_grpo_vdm(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
+    samples: SplitSamples,
     anchor_captions: pd.DataFrame,
     sft_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
     grpo_vdm: dict[str, Any],
-    fps: float,
     run_context: RunContext,
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """Joint-GRPO stage 2 on the kept train anchors. Val figures use every val sample's anchor (what the
     deployed cascade would see), ODE-sampled by the SFT VDM before and the GRPO VDM after."""
     params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
-    train = AnchoredSamples(samples(train_triplets, captions), anchors_of(anchor_captions, "train", True))
-    val = AnchoredSamples(samples(val_triplets, captions), anchors_of(anchor_captions, "val", False))
+    train = AnchoredSamples(samples.train, anchors_of(anchor_captions, "train", True))
+    val = AnchoredSamples(samples.val, anchors_of(anchor_captions, "val", False))
     check_enough_anchors(train, params, world_size())
     vdm = sft_vdm
     key = fingerprint(params, sorted(train.anchors.items()), weights_fingerprint(vdm.transformer))
@@ -87,7 +78,7 @@ def train_grpo_vdm(
     evaluation = {**params.eval.model_dump(), "batch_size": inference.batch_size}
     run = measure_fit(
         inference.bind(lambda: evaluate_stage2(vdm, scorer, val, params.rewards, **evaluation), vdm, scorer),
-        lambda: fit_stage2(vdm, scorer, params, train, training, fps=fps),
+        lambda: fit_stage2(vdm, scorer, params, train, training, fps=samples.fps),
     )
     trainable = sum(p.numel() for p in vdm.transformer.parameters() if p.requires_grad)
     report = {

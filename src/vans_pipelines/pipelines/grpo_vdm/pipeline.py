@@ -10,23 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 write_anchor_captions,
-                ["train_triplets", "val_triplets", "captions", "grpo_vlm", "params:grpo_vdm", "run_context"],
+                ["samples", "grpo_vlm", "params:grpo_vdm", "run_context"],
                 "anchor_captions",
                 name="write_anchor_captions_node",
             ),
             node(
                 train_grpo_vdm,
-                [
-                    "train_triplets",
-                    "val_triplets",
-                    "captions",
-                    "anchor_captions",
-                    "sft_vdm",
-                    "scorer",
-                    "params:grpo_vdm",
-                    "params:ingest.clip.fps",
-                    "run_context",
-                ],
+                ["samples", "anchor_captions", "sft_vdm", "scorer", "params:grpo_vdm", "run_context"],
                 ["grpo_vdm", "grpo_vdm_report"],
                 name="train_grpo_vdm_node",
             ),

@@ -7,43 +7,33 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pandas as pd
-
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
-from vans_pipelines.training.data import training_samples
+from vans_pipelines.samples import SplitSamples
+from vans_pipelines.training.data import check_batch_fits
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo_rewards import before_after
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
 from vans_pipelines.training.trainer import fingerprint, measure_fit
-from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
 
 
 def train_grpo_vlm(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
+    samples: SplitSamples,
     sft_vlm: VisionLanguageModel,
     sft_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
     grpo_vlm: dict[str, Any],
-    fps: float,
     run_context: RunContext,
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """Joint-GRPO stage 1. The report holds the val reward (per reward, total, seed spread) before and
     after, and what training did (steps, time, TensorBoard folder)."""
     params: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    train, val = training_samples(
-        train_triplets,
-        val_triplets,
-        captions,
-        batch_key="grpo_vlm.trainer.batch_size",
-        batch_size=params.trainer.batch_size,
-    )
+    train, val = samples.train, samples.val
+    check_batch_fits("grpo_vlm.trainer.batch_size", params.trainer.batch_size, train)
     vlm, vdm = sft_vlm, sft_vdm
     # The key of resumable checkpoints: these settings on these input weights.
     key = fingerprint(params, len(train), weights_fingerprint(vlm.model, vdm.transformer))
@@ -60,7 +50,7 @@ def train_grpo_vlm(
         inference.bind(
             lambda: evaluate_stage1(vlm, vdm, scorer, val, params.rewards, **evaluation), vlm, vdm, scorer
         ),
-        lambda: fit_stage1(vlm, vdm, scorer, params, train, training, fps=fps),
+        lambda: fit_stage1(vlm, vdm, scorer, params, train, training, fps=samples.fps),
     )
     trainable = sum(p.numel() for p in vlm.model.parameters() if p.requires_grad)
     report = {**run.report(trainable_parameters=trainable), **before_after(run.before, run.after)}

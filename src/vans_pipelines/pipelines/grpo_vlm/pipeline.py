@@ -10,17 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_grpo_vlm,
-                [
-                    "train_triplets",
-                    "val_triplets",
-                    "captions",
-                    "sft_vlm",
-                    "sft_vdm",
-                    "scorer",
-                    "params:grpo_vlm",
-                    "params:ingest.clip.fps",
-                    "run_context",
-                ],
+                ["samples", "sft_vlm", "sft_vdm", "scorer", "params:grpo_vlm", "run_context"],
                 ["grpo_vlm", "grpo_vlm_report"],
                 name="train_grpo_vlm_node",
             )

@@ -7,19 +7,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from vans_pipelines.models.tiny import build_tiny_vdm, build_tiny_vlm
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import RunContext, SFTParams, VDMParams, VLMParams, parse_section
-from vans_pipelines.samples import samples
-from vans_pipelines.training.data import training_samples
+from vans_pipelines.samples import SplitSamples
+from vans_pipelines.training.data import check_batch_fits
 from vans_pipelines.training.trainer import fingerprint, measure_fit
 from vans_pipelines.training.vdm_sft import evaluate_vae, evaluate_vdm, fit_sft_vdm
 from vans_pipelines.training.vlm_sft import evaluate_vlm, fit_sft_vlm
-from vans_pipelines.triplets import TripletSet
 
 logger = logging.getLogger(__name__)
 
@@ -49,24 +47,13 @@ def sft_run_key(params: VLMParams | VDMParams, train_samples: int, vocabulary: i
 
 
 def train_vlm(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
-    tokenizer: PreTrainedTokenizerBase,
-    sft: dict[str, Any],
-    fps: float,
-    run_context: RunContext,
+    samples: SplitSamples, tokenizer: PreTrainedTokenizerBase, sft: dict[str, Any], run_context: RunContext
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """VLM SFT: (context video, question) → reasoning + caption; val caption ROUGE-L before and after."""
     params: VLMParams = parse_section("sft", sft).vlm
-    train, val = training_samples(
-        train_triplets,
-        val_triplets,
-        captions,
-        batch_key="sft.vlm.trainer.batch_size",
-        batch_size=params.trainer.batch_size,
-    )
-    vlm = load_vlm(params, tokenizer, fps)
+    train, val = samples.train, samples.val
+    check_batch_fits("sft.vlm.trainer.batch_size", params.trainer.batch_size, train)
+    vlm = load_vlm(params, tokenizer, samples.fps)
     key = sft_run_key(params, len(train), len(tokenizer))
     inference = run_context.inference
     evaluation = {"max_new_tokens": params.eval.max_new_tokens, "limit": params.eval.limit}
@@ -81,35 +68,22 @@ def train_vlm(
 
 
 def train_vdm(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
-    tokenizer: PreTrainedTokenizerBase,
-    sft: dict[str, Any],
-    fps: float,
-    run_context: RunContext,
-    test_triplets: TripletSet,
+    samples: SplitSamples, tokenizer: PreTrainedTokenizerBase, sft: dict[str, Any], run_context: RunContext
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """VDM SFT: fit the tiny VAE on frames (skipped for a pretrained VAE), then flow-match the transformer
     on (caption, context) → target; val pixel error and oracle event accuracy before and after, and what
     the VAE keeps of the val and test targets (no model is chosen on the test figure)."""
     params: VDMParams = parse_section("sft", sft).vdm
-    train, val = training_samples(
-        train_triplets,
-        val_triplets,
-        captions,
-        batch_key="sft.vdm.trainer.batch_size",
-        batch_size=params.trainer.batch_size,
-    )
+    train, val = samples.train, samples.val
+    check_batch_fits("sft.vdm.trainer.batch_size", params.trainer.batch_size, train)
     vdm = load_vdm(params, tokenizer)
     key = sft_run_key(params, len(train), len(tokenizer))
     inference = run_context.inference
     evaluation = {"num_steps": params.eval.num_steps, "limit": params.eval.limit, "seed": params.trainer.seed}
+    training = run_context.paths.training("sft_vdm", key)
     run = measure_fit(
         inference.bind(lambda: evaluate_vdm(vdm, val, batch_size=inference.batch_size, **evaluation), vdm),
-        lambda: fit_sft_vdm(
-            vdm, params, train_triplets, train, val, run_context.paths.training("sft_vdm", key), fps=fps
-        ),
+        lambda: fit_sft_vdm(vdm, params, train.triplets, train, val, training, fps=samples.fps),
     )
     report = run.report(
         run_key=key,
@@ -119,7 +93,7 @@ def train_vdm(
     with inference.running(vdm):
         report["vae_reconstruction"] = {
             split: evaluate_vae(vdm, data, batch_size=inference.batch_size, limit=params.eval.limit)
-            for split, data in (("val", val), ("test", samples(test_triplets, captions)))
+            for split, data in (("val", val), ("test", samples.test))
         }
     logger.info("sft_vdm: val pixel MSE %.4f -> %.4f", run.before["pixel_mse"], run.after["pixel_mse"])
     return vdm, report

@@ -8,60 +8,44 @@ import logging
 from typing import Any
 
 import optuna
-import pandas as pd
 from matplotlib.figure import Figure
 
-from vans_pipelines.evaluation.report import plot_optimisation_history, plot_parameter_importance
+from vans_pipelines.evaluation import report
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import GRPOVLMParams, RunContext, TuneParams, parse_section
-from vans_pipelines.training.data import training_samples
-from vans_pipelines.training.tune import (
-    best_overrides,
-    merge,
-    open_study,
-    run_study,
-    stage1_objective,
-    summarise,
-)
-from vans_pipelines.triplets import TripletSet
+from vans_pipelines.samples import SplitSamples
+from vans_pipelines.training import tune as tuning
+from vans_pipelines.training.data import check_batch_fits
 
 logger = logging.getLogger(__name__)
 
 
-def run_study_node(
-    train_triplets: TripletSet,
-    val_triplets: TripletSet,
-    captions: pd.DataFrame,
+def run_study(
+    samples: SplitSamples,
     sft_vlm: VisionLanguageModel,
     sft_vdm: VideoDiffusionModel,
     scorer: VideoTextScorer,
     tune_storage: optuna.storages.BaseStorage,
     tune: dict[str, Any],
     grpo_vlm: dict[str, Any],
-    fps: float,
     run_context: RunContext,
 ) -> dict[str, Any]:
     """Run the study up to ``tune.n_trials`` finished trials (resuming an interrupted one); return its
     summary (best trial, every trial, importances)."""
     params: TuneParams = parse_section("tune", tune)
     base: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
-    train, val = training_samples(
-        train_triplets,
-        val_triplets,
-        captions,
-        batch_key="grpo_vlm.trainer.batch_size",
-        batch_size=base.trainer.batch_size,
-    )
-    study = open_study(
+    train, val = samples.train, samples.val
+    check_batch_fits("grpo_vlm.trainer.batch_size", base.trainer.batch_size, train)
+    study = tuning.open_study(
         tune_storage,
         params.study_name,
         seed=params.seed,
         pruner_startup_trials=params.pruner_startup_trials,
         pruner_warmup_steps=params.pruner_warmup_steps,
     )
-    objective = stage1_objective(
+    objective = tuning.stage1_objective(
         sft_vlm,
         sft_vdm,
         scorer,
@@ -71,10 +55,10 @@ def run_study_node(
         lambda raw: parse_section("grpo_vlm", raw),
         params,
         run_context.logging_to(params.log_dir),
-        fps=fps,
+        fps=samples.fps,
     )
-    ran = run_study(study, params.n_trials, objective)
-    summary = summarise(study, params.search)
+    ran = tuning.run_study(study, params.n_trials, objective)
+    summary = tuning.summarise(study, params.search)
     summary["ran_this_time"] = ran
     summary["objective"] = dict(params.objective)
     if "best" in summary:
@@ -96,17 +80,17 @@ def _log_best(summary: dict[str, Any], ran: int) -> None:
     )
 
 
-def write_tuned_parameters_node(summary: dict[str, Any], grpo_vlm: dict[str, Any]) -> dict[str, Any]:
+def write_tuned_parameters(summary: dict[str, Any], grpo_vlm: dict[str, Any]) -> dict[str, Any]:
     """The whole ``grpo_vlm`` section with the best trial's settings (Kedro replaces a top-level section, so
     the file carries all of it): ``kedro run --env tuned --pipeline joint_grpo`` trains with them."""
-    tuned = merge(grpo_vlm, best_overrides(summary))
+    tuned = tuning.merge(grpo_vlm, tuning.best_overrides(summary))
     parse_section("grpo_vlm", tuned)  # never write a file the next run would reject
     return {"grpo_vlm": tuned}
 
 
-def plot_optimisation_history_node(summary: dict[str, Any]) -> Figure:
-    return plot_optimisation_history(summary["trials"])
+def plot_optimisation_history(summary: dict[str, Any]) -> Figure:
+    return report.plot_optimisation_history(summary["trials"])
 
 
-def plot_parameter_importance_node(summary: dict[str, Any]) -> Figure:
-    return plot_parameter_importance(summary.get("importances", {}))
+def plot_parameter_importance(summary: dict[str, Any]) -> Figure:
+    return report.plot_parameter_importance(summary.get("importances", {}))

@@ -98,6 +98,17 @@ def test_stage1_dr_grpo_divides_by_the_configured_maximum_length(world):
     assert stage1(world, set_length).grpo.max_completion_length == 40
 
 
+def test_a_stage_module_saves_its_whole_settings_object_as_hyperparameters(world):
+    """One settings object per stage: the shared loop's settings and the stage's own are the hparams
+    (the dr_grpo length as the module uses it); a stage-1 module leaves the VDM's transformer frozen."""
+    module = stage1(world, GRPOConfig(group_size=4, loss_type="dr_grpo"))
+    hparams = dict(module.hparams)
+    assert hparams["render_steps"] == 2 and hparams["sampling"]["max_new_tokens"] == 12
+    assert hparams["grpo"]["max_completion_length"] == 12 and hparams["fps"] == 8.0
+    assert hparams["weights"] == dict(VLM_REWARDS)
+    assert not module.trains_transformer and not hasattr(module, "transformer")
+
+
 def test_stage1_trains_only_the_adapter_and_logs_every_tag(world, tmp_path):
     train = world[0]
     module = stage1(world)

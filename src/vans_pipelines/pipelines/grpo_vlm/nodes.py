@@ -40,10 +40,8 @@ def train_grpo_vlm(
     training = run_context.paths.training("grpo_vlm", key)
     inference = run_context.inference
     evaluation = {
+        **params.eval.model_dump(),
         "render_steps": params.render_steps,
-        "seeds": params.eval.seeds,
-        "max_new_tokens": params.eval.max_new_tokens,
-        "limit": params.eval.limit,
         "batch_size": inference.batch_size,
     }
     run = measure_fit(

@@ -69,13 +69,6 @@ class SplitSamples:
     test: TripletSamples
     fps: float
 
-    @classmethod
-    def of(
-        cls, train: TripletSet, val: TripletSet, test: TripletSet, captions: pd.DataFrame, fps: float
-    ) -> SplitSamples:
-        by_id = captions_by_id(captions)
-        return cls(TripletSamples(train, by_id), TripletSamples(val, by_id), TripletSamples(test, by_id), fps)
-
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Lists for strings; clips stacked as uint8 numpy arrays ``[B, T, H, W, 3]``."""

@@ -2,7 +2,7 @@
 rewards, group size and generation length, measured side by side in one run.
 
     .venv/bin/pip install -e ".[bench]"      # TRL (benchmark only; not a runtime dependency)
-    .venv/bin/python benchmarks/grpo_stage1_vs_trl.py [--steps 16]
+    .venv/bin/python benchmarks/grpo_stage1_vs_trl.py [--steps 16] [--smoke] [--json out.json]
 
 Both sides train a LoRA adapter (rank 8, alpha 32) of the embedded default's tiny Qwen2.5-VL with the
 stage-1 reward (format 0.2 + ROUGE-L 1.0 + CLIP-V 1.0, the video rendered by a frozen tiny Wan VDM from
@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -113,8 +114,7 @@ def ours(samples, vlm, vdm, scorer, steps: int, text_only: bool) -> list[float]:
             module,
             SamplesDataModule(samples, PROMPTS, 0),
             manual_trainer_config(config),
-            RunPaths(tmp, tmp, "bench").training("grpo_vlm", "bench"),
-            callbacks=[timer],
+            RunPaths(tmp, tmp, "bench").training("grpo_vlm", "bench", callbacks=[timer]),
         )
     return timer.times
 
@@ -207,10 +207,13 @@ def trl(samples, vlm, vdm, scorer, steps: int) -> list[float]:
     return times
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=16)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="3 steps: the code runs (CI), not a timing")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    steps = 3 if args.smoke else args.steps
     try:
         import trl as trl_package
     except ImportError:
@@ -219,12 +222,14 @@ def main() -> None:
     for name in ("trl", "ours", "ours+video"):
         samples, _, vlm, vdm, scorer = build()
         if name == "trl":
-            times = trl(samples, vlm, vdm, scorer, args.steps)
+            times = trl(samples, vlm, vdm, scorer, steps)
         else:
-            times = ours(samples, vlm, vdm, scorer, args.steps, text_only=name == "ours")
+            times = ours(samples, vlm, vdm, scorer, steps, text_only=name == "ours")
+        if len(times) != steps:
+            raise SystemExit(f"{name}: timed {len(times)} of {steps} steps")
         results[name] = statistics.median(times[2:])
     print(f"torch {torch.__version__}, trl {trl_package.__version__}, {torch.get_num_threads()} threads")
-    print(f"{PROMPTS} prompts x G={G}, {NEW_TOKENS} new tokens, {args.steps} steps (median after 2)")
+    print(f"{PROMPTS} prompts x G={G}, {NEW_TOKENS} new tokens, {steps} steps (median after 2)")
     for name, seconds in results.items():
         print(f"{name:>11}: {seconds:6.3f} s per step")
     ratio = results["ours"] / results["trl"]
@@ -232,6 +237,11 @@ def main() -> None:
         f"ours / trl (text-only, same work) = {ratio:.3f}  "
         f"(target <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'})"
     )
+    figures = {**{f"{name}_seconds_per_step": s for name, s in results.items()}, "ours_over_trl": ratio}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"steps": steps, "smoke": args.smoke, **figures}, indent=2) + "\n")
+    return figures
 
 
 if __name__ == "__main__":

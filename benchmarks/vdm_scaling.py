@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +48,27 @@ from vans_pipelines.training.vdm_sft import (
     fit_vae,
 )
 
-#: Transformer layouts (overrides of ``sft.vdm.tiny``) the curve compares.
+#: Recipes the curve compares: overrides of the project's ``sft.vdm`` section. ``old`` is the default
+#: before issue 29 (one latent frame per token, uniform noise levels, no EMA).
+OLD = {"tiny": {"patch_size": [1, 4, 4]}, "flow_matching": {"scheme": "uniform"}, "ema": {"decay": None}}
 LAYOUTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "width64": {"num_heads": 2, "ffn_dim": 128},
-    "width256": {"num_heads": 8, "ffn_dim": 512},
-    "deep4": {"num_layers": 4},
-    "patch222": {"patch_size": [2, 2, 2]},
+    "old": OLD,
+    "width64": {"tiny": {"num_heads": 2, "ffn_dim": 128}},
+    "width256": {"tiny": {"num_heads": 8, "ffn_dim": 512}},
+    "deep4": {"tiny": {"num_layers": 4}},
+    "patch222": {"tiny": {"patch_size": [2, 2, 2]}},
+    "patch244": {"tiny": {"patch_size": [2, 4, 4]}},
+    "uniform": {"flow_matching": {"scheme": "uniform"}},
+    "logit_normal": {"flow_matching": {"scheme": "logit_normal"}},
+    "no_ema": {"ema": {"decay": None}},
+    "ema995": {"ema": {"decay": 0.995}},
+    "ema998": {"ema": {"decay": 0.998}},
+    "cfg": {"flow_matching": {"caption_dropout": 0.1}},
+    "stratified": {"flow_matching": {"scheme": "stratified"}},
+    "prefix": {"conditioning": {"context_slots": "prefix"}},
+    "batch32": {"trainer": {"batch_size": 32}},
+    "lr8e-3": {"optim": {"lr": 8.0e-3}},
 }
 
 
@@ -65,25 +82,36 @@ def vdm_params(project_params: dict[str, Any], overrides: dict[str, Any]) -> dic
 
 def with_layout(sft: dict[str, Any], layout: str, steps: int) -> VDMParams:
     """``sft.vdm`` with the transformer layout ``layout`` and ``steps`` training steps."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"--layouts: unknown layout {layout!r}; known: {sorted(LAYOUTS)}")
-    sft = copy.deepcopy(sft)
-    sft["vdm"].setdefault("tiny", {}).update(LAYOUTS[layout])
-    sft["vdm"].setdefault("trainer", {})["max_steps"] = steps
-    return parse_section("sft", sft).vdm
+    merged = OmegaConf.create(copy.deepcopy(sft))
+    for part in layout.split("+"):  # "patch244+logit_normal": both, in that order
+        if part not in LAYOUTS:
+            raise ValueError(f"--layouts: unknown layout {part!r}; known: {sorted(LAYOUTS)}")
+        merged = OmegaConf.merge(merged, {"vdm": LAYOUTS[part]})
+    merged.vdm.trainer.max_steps = steps
+    return parse_section("sft", OmegaConf.to_container(merged)).vdm
 
 
 def train_and_measure(
-    params: VDMParams, vae: Any, tokenizer: Any, latents: LatentSamples, val: TripletSamples, paths: RunPaths
-) -> dict[str, Any]:
-    """Train a fresh transformer (and text encoder) on cached latents; sample val from the truth captions."""
+    params: VDMParams,
+    vae: Any,
+    tokenizer: Any,
+    latents: LatentSamples,
+    val: TripletSamples,
+    paths: RunPaths,
+    guidance: Sequence[float | None] = (None,),
+) -> list[dict[str, Any]]:
+    """Train a fresh transformer (and text encoder) on cached latents; sample val from the truth captions,
+    once per guidance scale in ``guidance`` (None: the recipe's ``conditioning.guidance_scale``)."""
     vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=params.trainer.seed)
     vdm.vae = vae
-    module = VDMSFTModule(vdm, params.optim, params.train_text_encoder, log_samples=0)
+    module = VDMSFTModule(
+        vdm, params.optim, params.train_text_encoder, log_samples=0, recipe=params.flow_matching
+    )
     datamodule = SamplesDataModule(
         latents, params.trainer.batch_size, params.trainer.seed, collate_fn=collate_latents
     )
-    result = fit(module, datamodule, params.trainer, paths.training("dit", f"scaling-{time.monotonic_ns()}"))
+    run = paths.training("dit", f"scaling-{time.monotonic_ns()}", callbacks=params.ema.callbacks())
+    result = fit(module, datamodule, params.trainer, run)
     for part in vdm.modules().values():
         part.eval()
     with torch.no_grad():
@@ -93,13 +121,21 @@ def train_and_measure(
         flow_loss = float(
             vdm.latent_flow_matching_loss(x0, condition, batch["caption"], torch.Generator().manual_seed(0))
         )
-    scores = evaluate_vdm(vdm, val, num_steps=params.eval.num_steps, limit=params.eval.limit, seed=0)
-    return {
-        "parameters": sum(p.numel() for p in vdm.transformer.parameters()),
-        "seconds": result.seconds,
-        "train_flow_loss": flow_loss,
-        **scores,
-    }
+    rows = []
+    for scale in guidance:
+        if scale is not None:
+            vdm.conditioning = replace(vdm.conditioning, guidance_scale=scale)
+        scores = evaluate_vdm(vdm, val, num_steps=params.eval.num_steps, limit=params.eval.limit, seed=0)
+        rows.append(
+            {
+                "parameters": sum(p.numel() for p in vdm.transformer.parameters()),
+                "seconds": result.seconds,
+                "train_flow_loss": flow_loss,
+                "guidance": vdm.conditioning.guidance_scale,
+                **scores,
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -109,7 +145,10 @@ def main() -> None:
     parser.add_argument("--layouts", default="default")
     parser.add_argument("--episodes", default="", help="train episodes to use (default: all)")
     parser.add_argument("--params", default="", help="overrides, e.g. sft.vdm.optim.lr=1e-3")
+    parser.add_argument("--guidance", default="", help="guidance scales to sample with, e.g. 1,3")
+    parser.add_argument("--json", type=Path, help="also write every row here")
     args = parser.parse_args()
+    guidance = [float(g) for g in args.guidance.split(",") if g] or [None]
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     project = args.project.resolve()
     bootstrap_project(project)
@@ -132,11 +171,12 @@ def main() -> None:
         all_latents = encode_latents(vdm, TripletSamples(train_triplets, by_id))
         episode_counts = [int(e) for e in args.episodes.split(",") if e] or [len(all_latents)]
         header = (
-            f"{'layout':<10} {'params':>8} {'episodes':>8} {'steps':>6} {'seconds':>8} {'flow':>6} "
-            f"{'mse':>7} {'still':>7} {'event':>6} {'kind':>6}"
+            f"{'layout':<12} {'params':>8} {'episodes':>8} {'steps':>6} {'seconds':>8} {'flow':>6} "
+            f"{'cfg':>4} {'mse':>7} {'still':>7} {'event':>6} {'kind':>6}"
         )
         print(header, file=sys.stderr, flush=True)
         nan = float("nan")
+        results: list[dict[str, Any]] = []
         for layout in layouts:
             for episodes in episode_counts:
                 n = min(episodes, len(all_latents))
@@ -144,18 +184,20 @@ def main() -> None:
                     all_latents.captions[:n], all_latents.latents[:n], all_latents.context_latents[:n]
                 )
                 for count in steps:
-                    row = train_and_measure(
-                        with_layout(sft, layout, count), vae, tokenizer, subset, val, paths
-                    )
-                    print(
-                        f"{layout:<10} {row['parameters']:>8} {n:>8} {count:>6} {row['seconds']:>8.0f} "
-                        f"{row['train_flow_loss']:>6.3f} {row['pixel_mse']:>7.4f} "
-                        f"{row['still_baseline_pixel_mse']:>7.4f} "
-                        f"{row.get('oracle_event_accuracy', nan):>6.3f} "
-                        f"{row.get('oracle_kind_accuracy', nan):>6.3f}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    params = with_layout(sft, layout, count)
+                    for row in train_and_measure(params, vae, tokenizer, subset, val, paths, guidance):
+                        print(
+                            f"{layout:<12} {row['parameters']:>8} {n:>8} {count:>6} "
+                            f"{row['seconds']:>8.0f} {row['train_flow_loss']:>6.3f} {row['guidance']:>4g} "
+                            f"{row['pixel_mse']:>7.4f} {row['still_baseline_pixel_mse']:>7.4f} "
+                            f"{row.get('oracle_event_accuracy', nan):>6.3f} "
+                            f"{row.get('oracle_kind_accuracy', nan):>6.3f}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        results.append({"layout": layout, "episodes": n, "steps": count, **row})
+                        if args.json:
+                            args.json.write_text(json.dumps({"rows": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -180,3 +180,41 @@ def test_compiled_model_matches_eager_in_copies_and_after_an_adapter_is_added(to
     assert eager_grads.keys() == compiled_grads.keys() and eager_grads
     for name, grad in eager_grads.items():
         torch.testing.assert_close(compiled_grads[name], grad, rtol=1e-3, atol=1e-5)
+
+
+def test_guidance_extrapolates_from_the_empty_caption_and_scale_one_is_the_transformer_alone(tokenizer):
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2, guidance_scale=3.0))
+    x = torch.randn(2, 8, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([0.3, 0.8])
+    cond = vdm.context_condition(torch.randn(2, 8, 2, 16, 16), 4)
+    with torch.no_grad():
+        text = vdm.encode_text(["the red circle falls.", "the blue square bounces."])
+        conditional = vdm.velocity(x, sigma, text, cond, guidance=1.0)
+        unconditional = vdm.velocity(x, sigma, vdm.encode_text(["", ""]), cond, guidance=1.0)
+        guided = vdm.velocity(x, sigma, text, cond)  # the model's guidance_scale, 3
+        assert torch.allclose(guided, unconditional + 3.0 * (conditional - unconditional), atol=1e-5)
+        assert not torch.allclose(guided, conditional)
+
+
+def test_prefix_context_slots_run_the_context_before_the_answer_and_return_the_answers_velocity(tokenizer):
+    conditioning = Conditioning(context_frames=3, repeat_last_frame=True, context_slots="prefix")
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), conditioning)
+    latents = torch.randn(2, 8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    cond = vdm.context_condition(latents, 4)
+    assert cond.shape == (2, 17, 3 + 4, 16, 16)
+    assert torch.equal(cond[:, :8, :3], latents) and torch.equal(
+        cond[:, :8, 3:], torch.zeros(2, 8, 4, 16, 16)
+    )
+    assert torch.equal(
+        cond[:, 8], torch.tensor([1.0, 1, 1, 0, 0, 0, 0]).view(1, 7, 1, 1).expand(2, 7, 16, 16)
+    )
+    assert torch.equal(cond[:, 9:], latents[:, :, -1:].expand(2, 8, 7, 16, 16))
+    x = torch.randn(2, 8, 4, 16, 16)
+    with torch.no_grad():
+        text = vdm.encode_text(["the red circle falls."] * 2)
+        v = vdm.velocity(x, torch.tensor([0.5, 0.5]), text, cond)
+        whole = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, 0, 3, 0)), cond], dim=1)
+        direct = vdm.transformer(whole, torch.tensor([500.0, 500.0]), text, return_dict=False)[0]
+        assert v.shape == x.shape and torch.equal(v, direct[:, :, 3:])
+        clips = vdm.sample(["the red circle falls."], videos(n=1, frames=8), frames=4, num_steps=2)
+    assert clips.shape == (1, 4, 32, 32, 3)

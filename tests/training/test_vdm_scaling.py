@@ -26,7 +26,7 @@ def sft_section(steps: int = 3) -> dict:
 def test_layouts_and_overrides_reach_the_vdm_settings():
     sft = vdm_params({"sft": sft_section()}, {"sft": {"vdm": {"optim": {"lr": 0.01}}}})
     params = with_layout(sft, "width256", 50)
-    assert params.tiny.num_heads == LAYOUTS["width256"]["num_heads"]
+    assert params.tiny.num_heads == LAYOUTS["width256"]["tiny"]["num_heads"]
     assert params.trainer.max_steps == 50 and params.optim.lr == 0.01
     assert with_layout(sft, "default", 7).tiny == TinyVDMSpec()
     with pytest.raises(ValueError, match="--layouts: unknown layout 'huge'"):

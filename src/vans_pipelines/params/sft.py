@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from vans_pipelines.models.flow_matching import FlowMatchingRecipe
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec
 from vans_pipelines.models.vdm import Conditioning
 from vans_pipelines.params.base import Strict, path_required
-from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
+from vans_pipelines.training.trainer import EMAConfig, OptimConfig, TrainerConfig
 
 
 class ModelSource(Strict):
@@ -70,6 +71,9 @@ class VDMParams(Strict):
     # train clips x latent size; off for paper-size data).
     cache_latents: bool = True
     vae_fit: VAEFitParams = VAEFitParams()
+    # The flow-matching recipe: where training draws noise levels, and an EMA of the weights to sample from.
+    flow_matching: FlowMatchingRecipe = FlowMatchingRecipe()
+    ema: EMAConfig = EMAConfig()
     optim: OptimConfig = OptimConfig(lr=4e-3, warmup_steps=20)
     trainer: TrainerConfig = TrainerConfig(max_steps=800, batch_size=16, checkpoint_every_n_steps=100)
     eval: VDMEvalParams = VDMEvalParams()

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,30 @@ class OptimConfig:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"schedule: must be cosine, linear or constant, got {self.schedule!r}")
+
+
+@dataclass(frozen=True)
+class EMAConfig:
+    """An exponential moving average of the trained weights (Lightning's ``EMAWeightAveraging``), updated
+    after every optimiser step from ``start_step`` on and copied into the model when training ends (and
+    swapped in for validation): diffusion models sample from it. ``decay`` None: off."""
+
+    decay: float | None = None
+    start_step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.decay is not None and not 0.0 < self.decay < 1.0:
+            raise ValueError(f"decay: must be in (0, 1) or null, got {self.decay}")
+        if self.start_step < 0:
+            raise ValueError(f"start_step: must be >= 0, got {self.start_step}")
+
+    def callbacks(self) -> tuple[Callback, ...]:
+        """The averaging callback, or none when off. Parameters only: buffers (RoPE tables) stay exact."""
+        if self.decay is None:
+            return ()
+        return (
+            EMAWeightAveraging(decay=self.decay, update_starting_at_step=self.start_step, use_buffers=False),
+        )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import oracle_event_scores, pixel_mse
-from vans_pipelines.models.vdm import VideoDiffusionModel, to_model_video, to_uint8_video
+from vans_pipelines.models.flow_matching import FlowMatchingRecipe
+from vans_pipelines.models.vdm import PLAIN_FLOW, VideoDiffusionModel, to_model_video, to_uint8_video
 from vans_pipelines.samples import collate, ordered_batches
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import (
@@ -165,12 +166,14 @@ class VDMSFTModule(TrainingModule):
         sample_steps: int = 10,
         fps: float = 8.0,
         log_samples: int = 2,
+        recipe: FlowMatchingRecipe = PLAIN_FLOW,
     ):
         super().__init__()
         self.vdm = vdm
         self.transformer = vdm.transformer
         self.text_encoder = vdm.text_encoder
         self.optim = optim
+        self.recipe = recipe
         vdm.vae.requires_grad_(False).eval()
         self.text_encoder.requires_grad_(train_text_encoder)
         self.save_hyperparameters(
@@ -180,6 +183,7 @@ class VDMSFTModule(TrainingModule):
                 "sample_steps": sample_steps,
                 "fps": fps,
                 "log_samples": log_samples,
+                "flow_matching": asdict(recipe),
             }
         )
 
@@ -194,9 +198,11 @@ class VDMSFTModule(TrainingModule):
         if "latents" in batch:  # encoded once (LatentSamples)
             x0 = batch["latents"].to(self.device)
             cond = self.vdm.context_condition(batch["context_latents"].to(self.device), x0.shape[2])
-            loss = self.vdm.latent_flow_matching_loss(x0, cond, batch["caption"])
+            loss = self.vdm.latent_flow_matching_loss(x0, cond, batch["caption"], recipe=self.recipe)
         else:
-            loss = self.vdm.flow_matching_loss(batch["target"], batch["context"], batch["caption"])
+            loss = self.vdm.flow_matching_loss(
+                batch["target"], batch["context"], batch["caption"], recipe=self.recipe
+            )
         self.log("train/loss", loss, on_step=True, batch_size=len(batch["caption"]))
         return loss
 
@@ -318,7 +324,12 @@ def fit_sft_vdm(
     cache_seconds = time.perf_counter() - cache_started
     result = fit(
         VDMSFTModule(
-            vdm, params.optim, params.train_text_encoder, sample_steps=params.eval.num_steps, fps=fps
+            vdm,
+            params.optim,
+            params.train_text_encoder,
+            sample_steps=params.eval.num_steps,
+            fps=fps,
+            recipe=params.flow_matching,
         ),
         TrainValDataModule(
             train_items,
@@ -330,7 +341,7 @@ def fit_sft_vdm(
             val_collate_fn=collate,
         ),
         params.trainer,
-        run,
+        replace(run, callbacks=(*run.callbacks, *params.ema.callbacks())),
     )
     for module in vdm.modules().values():
         module.eval()

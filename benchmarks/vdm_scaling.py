@@ -67,8 +67,12 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "cfg": {"flow_matching": {"caption_dropout": 0.1}},
     "stratified": {"flow_matching": {"scheme": "stratified"}},
     "prefix": {"conditioning": {"context_slots": "prefix"}},
+    "compiled": {"compile": True},
     "batch32": {"trainer": {"batch_size": 32}},
     "lr8e-3": {"optim": {"lr": 8.0e-3}},
+    "constant_lr": {"optim": {"schedule": "constant"}},
+    "shift3": {"conditioning": {"shift": 3.0}},
+    "high_noise": {"flow_matching": {"scheme": "logit_normal", "logit_mean": 1.0}},
 }
 
 
@@ -104,6 +108,8 @@ def train_and_measure(
     once per guidance scale in ``guidance`` (None: the recipe's ``conditioning.guidance_scale``)."""
     vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=params.trainer.seed)
     vdm.vae = vae
+    if params.compile:
+        vdm.compile()
     module = VDMSFTModule(
         vdm, params.optim, params.train_text_encoder, log_samples=0, recipe=params.flow_matching
     )

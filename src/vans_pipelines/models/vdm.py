@@ -16,13 +16,15 @@ from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5EncoderModel
 
+from vans_pipelines.models.compile import compiler_available
+from vans_pipelines.models.conditioning import Conditioning, with_context_channels
 from vans_pipelines.models.dedup import first_occurrences
 from vans_pipelines.models.flow_matching import FlowMatchingRecipe
 from vans_pipelines.models.lora import (
@@ -34,32 +36,6 @@ from vans_pipelines.models.wan_vae import latent_frames, use_single_frame_convol
 
 META_FILE = "vans_vdm.json"
 PLAIN_FLOW = FlowMatchingRecipe()
-
-
-@dataclass(frozen=True)
-class Conditioning:
-    """How the VDM is conditioned and sampled (saved with the weights)."""
-
-    context_frames: int = 6
-    text_max_length: int = 32
-    shift: float = 1.0  # flow-matching time shift (Wan2.1 uses 3.0 at 480p)
-    # The last context frame's latents also fill every answer slot, in channels of their own: the
-    # scene the answer starts from, beside each frame to generate. Copying the scene then is a local
-    # operation; with the context in the leading slots alone a tiny DiT must learn it through
-    # attention over time (val pixel MSE after 600 steps 0.019 vs 0.012 with the extra channels).
-    repeat_last_frame: bool = False
-    # Where the context latents go. ``channels`` (Wan I2V-style): beside the answer's first slots, which
-    # puts context frame k at the time position of answer frame k. ``prefix`` (video continuation): in
-    # slots of their own before the answer, so positions run on from the context into the answer and the
-    # transformer reads motion as it continues (1.4x the tokens at 6 + 16 frames).
-    context_slots: Literal["channels", "prefix"] = "channels"
-    # Classifier-free guidance by the caption at sampling (1: none); needs a model trained with
-    # caption dropout (FlowMatchingRecipe.caption_dropout).
-    guidance_scale: float = 1.0
-
-    def condition_channels(self, latent_channels: int) -> int:
-        """Channels of the condition that :meth:`VideoDiffusionModel.encode_context` builds."""
-        return latent_channels * (2 if self.repeat_last_frame else 1) + 1
 
 
 def to_model_video(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -82,7 +58,7 @@ class VideoDiffusionModel(AdaptedModel):
     vae: AutoencoderKLWan
     text_encoder: UMT5EncoderModel
     tokenizer: PreTrainedTokenizerBase
-    conditioning: Conditioning = Conditioning()
+    conditioning: Conditioning = field(default_factory=Conditioning)
     base_path: str | None = None
     lora: LoraSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +70,9 @@ class VideoDiffusionModel(AdaptedModel):
     def compile(self, enabled: bool = True) -> None:
         """Run the transformer and the VAE decoder through ``torch.compile`` (inductor) from now on, in
         copies too. The numbers equal eager ones up to float rounding, not bitwise; each new shape, grad
-        mode or train / eval mode compiles once per process. Nothing saved changes."""
+        mode or train / eval mode compiles once per process. Nothing saved changes. Without a C++
+        compiler on the CPU (inductor needs one) it stays eager, with one warning."""
+        enabled = enabled and compiler_available(self.device)
         parts = {"transformer": self.transformer, "decoder": self.vae.decoder}
         self._compiled = {name: torch.compile(part) for name, part in parts.items()} if enabled else {}
 
@@ -410,16 +388,3 @@ class VideoDiffusionModel(AdaptedModel):
             vdm.lora = load_lora(transformer, local / "transformer_adapter")
             vdm.base_path = None if base == "." else str(base)
         return vdm
-
-
-def with_context_channels(transformer: WanTransformer3DModel, in_channels: int) -> WanTransformer3DModel:
-    """Widen the patch embedding to ``in_channels`` with zero weights on the new (condition) channels."""
-    old = transformer.patch_embedding
-    new = torch.nn.Conv3d(in_channels, old.out_channels, old.kernel_size, old.stride, dtype=old.weight.dtype)
-    with torch.no_grad():
-        new.weight.zero_()
-        new.weight[:, : old.in_channels] = old.weight
-        new.bias.copy_(old.bias)
-    transformer.patch_embedding = new
-    transformer.register_to_config(in_channels=in_channels)
-    return transformer

@@ -71,6 +71,9 @@ class VDMParams(Strict):
     # train clips x latent size; off for paper-size data).
     cache_latents: bool = True
     vae_fit: VAEFitParams = VAEFitParams()
+    # torch.compile (inductor) of the transformer and VAE decoder while training and evaluating: equal to
+    # eager up to float rounding; eager with one warning where no C++ compiler is found.
+    compile: bool = False
     # The flow-matching recipe: where training draws noise levels, and an EMA of the weights to sample from.
     flow_matching: FlowMatchingRecipe = FlowMatchingRecipe()
     ema: EMAConfig = EMAConfig()

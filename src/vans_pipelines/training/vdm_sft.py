@@ -317,6 +317,8 @@ def fit_sft_vdm(
         vae_seconds = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, vae_run).seconds
     if params.finetune == "lora":
         vdm.add_lora(params.lora, seed=params.trainer.seed)
+    if params.compile:
+        vdm.compile()
     cache_started = time.perf_counter()
     train_items, train_collate = (
         (encode_latents(vdm, train), collate_latents) if params.cache_latents else (train, collate)

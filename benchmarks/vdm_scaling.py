@@ -49,8 +49,13 @@ from vans_pipelines.training.vdm_sft import (
 )
 
 #: Recipes the curve compares: overrides of the project's ``sft.vdm`` section. ``old`` is the default
-#: before issue 29 (one latent frame per token, uniform noise levels, no EMA).
-OLD = {"tiny": {"patch_size": [1, 4, 4]}, "flow_matching": {"scheme": "uniform"}, "ema": {"decay": None}}
+#: before issue 29 (no time shift: uniform noise levels in training, an even sampling schedule).
+OLD = {
+    "tiny": {"patch_size": [1, 4, 4]},
+    "conditioning": {"shift": 1.0},
+    "flow_matching": {"scheme": "uniform"},
+    "ema": {"decay": None},
+}
 LAYOUTS: dict[str, dict[str, Any]] = {
     "default": {},
     "old": OLD,
@@ -72,6 +77,10 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "lr8e-3": {"optim": {"lr": 8.0e-3}},
     "constant_lr": {"optim": {"schedule": "constant"}},
     "shift3": {"conditioning": {"shift": 3.0}},
+    "shift5": {"conditioning": {"shift": 5.0}},
+    "shift8": {"conditioning": {"shift": 8.0}},
+    "shift12": {"conditioning": {"shift": 12.0}},
+    "shift16": {"conditioning": {"shift": 16.0}},
     "high_noise": {"flow_matching": {"scheme": "logit_normal", "logit_mean": 1.0}},
 }
 

@@ -5,7 +5,8 @@ import torch
 
 from benchmarks.vdm_scaling import LAYOUTS, train_and_measure, vdm_params, with_layout
 from tests.training.worlds import captioned_world
-from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.tiny import build_tiny_vdm
+from vans_pipelines.params import parse_section
 from vans_pipelines.samples import TripletSamples
 from vans_pipelines.training.trainer import RunPaths
 from vans_pipelines.training.vdm_sft import encode_latents, fit_vae
@@ -28,7 +29,9 @@ def test_layouts_and_overrides_reach_the_vdm_settings():
     params = with_layout(sft, "width256", 50)
     assert params.tiny.num_heads == LAYOUTS["width256"]["tiny"]["num_heads"]
     assert params.trainer.max_steps == 50 and params.optim.lr == 0.01
-    assert with_layout(sft, "default", 7).tiny == TinyVDMSpec()
+    assert with_layout(sft, "default", 7).tiny == parse_section("sft", sft).vdm.tiny
+    both = with_layout(sft, "old+shift8", 7)  # composed in order: the later recipe wins
+    assert both.conditioning.shift == 8.0 and both.flow_matching.scheme == "uniform"
     with pytest.raises(ValueError, match="--layouts: unknown layout 'huge'"):
         with_layout(sft, "huge", 1)
 
@@ -46,12 +49,21 @@ def test_one_curve_point_trains_the_transformer_and_reads_val_with_the_oracle(tm
     vae_weights = {n: p.clone() for n, p in vae.named_parameters()}
     rows = {
         layout: train_and_measure(
-            with_layout(sft, layout, 3), vae, tokenizer, latents, TripletSamples(val, captions), paths
+            with_layout(sft, layout, 3),
+            vae,
+            tokenizer,
+            latents,
+            TripletSamples(val, captions),
+            paths,
+            (1.0, 2.0),
         )
         for layout in ("default", "width256")
     }
-    for row in rows.values():
-        assert row["samples"] == 2 and 0 <= row["oracle_event_accuracy"] <= 1
-        assert row["train_flow_loss"] > 0 and row["pixel_mse"] > 0
-    assert rows["width256"]["parameters"] > rows["default"]["parameters"]
+    for pair in rows.values():
+        assert [row["guidance"] for row in pair] == [1.0, 2.0]  # one trained model, sampled at each scale
+        assert pair[0]["train_flow_loss"] == pair[1]["train_flow_loss"]
+        for row in pair:
+            assert row["samples"] == 2 and 0 <= row["oracle_event_accuracy"] <= 1
+            assert row["train_flow_loss"] > 0 and row["pixel_mse"] > 0
+    assert rows["width256"][0]["parameters"] > rows["default"][0]["parameters"]
     assert all(torch.equal(vae_weights[n], p) for n, p in vae.named_parameters())  # the VAE stays frozen

@@ -3,14 +3,17 @@ transformer given the ground-truth caption (what ``truth_caption_sft_vdm`` measu
 steps, model size and train episodes, on the val split.
 
     .venv/bin/python -m benchmarks.vdm_scaling [--project DIR] [--steps 800,1600] \
-        [--layouts default,width256] [--episodes 4096] [--params sft.vdm.optim.lr=1e-3] > /dev/null
+        [--layouts old,old+shift12] [--episodes 4096] [--params sft.vdm.optim.lr=1e-3] \
+        [--guidance 1,2] [--json rows.json] > /dev/null
 
 Needs a project that has run ``kedro run --pipelines ingest,caption`` (default: this one). The VAE is
 fitted once with the project's ``sft.vdm`` settings and the train latents cached, as the SFT node does;
 then the transformer is trained from scratch for every (layout, episodes, steps) and sampled from the
 val captions and contexts. Nothing is written to the project. It prints one row per run (to stderr):
-parameters, steps, seconds, flow loss, val pixel MSE against the still frame's, oracle event and kind
-accuracy, so the curve says what scale a target needs on this machine and where to spend a bigger one.
+parameters, steps, training seconds, flow loss, guidance scale, val pixel MSE against the still frame's,
+oracle event and kind accuracy, so the curve says what accuracy a training second buys on this machine
+and which recipe buys most. A layout is a recipe (``LAYOUTS``: overrides of ``sft.vdm``); ``a+b``
+applies both in order, so ``old+shift12`` is the pre-issue-29 recipe with the time shift 12.
 """
 
 from __future__ import annotations

@@ -44,11 +44,11 @@ from vans_pipelines.training.data import SamplesDataModule
 from vans_pipelines.training.trainer import RunPaths, fit
 from vans_pipelines.training.vdm_sft import (
     LatentSamples,
-    VDMSFTModule,
     collate_latents,
     encode_latents,
     evaluate_vdm,
     fit_vae,
+    transformer_training,
 )
 
 #: Recipes the curve compares: overrides of the project's ``sft.vdm`` section. ``old`` is the default
@@ -120,15 +120,12 @@ def train_and_measure(
     once per guidance scale in ``guidance`` (None: the recipe's ``conditioning.guidance_scale``)."""
     vdm = build_tiny_vdm(tokenizer, params.tiny, params.conditioning, seed=params.trainer.seed)
     vdm.vae = vae
-    if params.compile:
-        vdm.compile()
-    module = VDMSFTModule(
-        vdm, params.optim, params.train_text_encoder, log_samples=0, recipe=params.flow_matching
+    module, run = transformer_training(
+        vdm, params, paths.training("dit", f"scaling-{time.monotonic_ns()}"), log_samples=0
     )
     datamodule = SamplesDataModule(
         latents, params.trainer.batch_size, params.trainer.seed, collate_fn=collate_latents
     )
-    run = paths.training("dit", f"scaling-{time.monotonic_ns()}", callbacks=params.ema.callbacks())
     result = fit(module, datamodule, params.trainer, run)
     for part in vdm.modules().values():
         part.eval()

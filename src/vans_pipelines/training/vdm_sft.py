@@ -297,6 +297,25 @@ class VDMFit:
         }
 
 
+def transformer_training(
+    vdm: VideoDiffusionModel, params: VDMParams, run: TrainingRun, *, fps: float = 8.0, log_samples: int = 2
+) -> tuple[VDMSFTModule, TrainingRun]:
+    """The flow-matching module for ``params`` (``sft.vdm``: its recipe, the VDM compiled when
+    ``compile`` asks) and ``run`` with the EMA callback ``ema`` asks for."""
+    if params.compile:
+        vdm.compile()
+    module = VDMSFTModule(
+        vdm,
+        params.optim,
+        params.train_text_encoder,
+        sample_steps=params.eval.num_steps,
+        fps=fps,
+        log_samples=log_samples,
+        recipe=params.flow_matching,
+    )
+    return module, replace(run, callbacks=(*run.callbacks, *params.ema.callbacks()))
+
+
 def fit_sft_vdm(
     vdm: VideoDiffusionModel,
     params: VDMParams,
@@ -317,22 +336,14 @@ def fit_sft_vdm(
         vae_seconds = fit_vae(vdm, train_triplets, params.vae_fit, params.trainer, vae_run).seconds
     if params.finetune == "lora":
         vdm.add_lora(params.lora, seed=params.trainer.seed)
-    if params.compile:
-        vdm.compile()
     cache_started = time.perf_counter()
     train_items, train_collate = (
         (encode_latents(vdm, train), collate_latents) if params.cache_latents else (train, collate)
     )
     cache_seconds = time.perf_counter() - cache_started
+    module, transformer_run = transformer_training(vdm, params, run, fps=fps)
     result = fit(
-        VDMSFTModule(
-            vdm,
-            params.optim,
-            params.train_text_encoder,
-            sample_steps=params.eval.num_steps,
-            fps=fps,
-            recipe=params.flow_matching,
-        ),
+        module,
         TrainValDataModule(
             train_items,
             val,
@@ -343,7 +354,7 @@ def fit_sft_vdm(
             val_collate_fn=collate,
         ),
         params.trainer,
-        replace(run, callbacks=(*run.callbacks, *params.ema.callbacks())),
+        transformer_run,
     )
     for module in vdm.modules().values():
         module.eval()

@@ -22,7 +22,7 @@ class GRPOVLMEvalParams(Strict):
 class GRPOVLMParams(GRPOStageParams):
     """Joint-GRPO stage 1: the SFT VLM gets a LoRA adapter trained by GRPO against the frozen SFT VDM."""
 
-    lora: LoraSpec = LoraSpec(target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "qkv", "proj"))
+    lora: LoraSpec = LoraSpec(target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
     grpo: GRPOConfig = GRPOConfig(group_size=8, beta=0.04, scale_rewards="none")
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"format": 0.2, "text_fidelity": 1.0, "video_fidelity": 1.0}

@@ -31,7 +31,7 @@ class VLMEvalParams(Strict):
 
 class VLMParams(Strict):
     model: ModelSource = ModelSource()
-    tiny: TinyVLMSpec = TinyVLMSpec()
+    tiny: TinyVLMSpec = TinyVLMSpec(vision_hidden_size=64)
     finetune: Literal["full", "lora"] = "full"
     lora: LoraSpec = LoraSpec()
     optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=20)
@@ -63,7 +63,7 @@ class VDMEvalParams(Strict):
 class VDMParams(Strict):
     model: ModelSource = ModelSource()
     tiny: TinyVDMSpec = TinyVDMSpec(num_heads=4, ffn_dim=256)
-    conditioning: Conditioning = Conditioning(repeat_last_frame=True)
+    conditioning: Conditioning = Conditioning(shift=12.0, repeat_last_frame=True)
     finetune: Literal["full", "lora"] = "full"
     lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
     train_text_encoder: bool = True

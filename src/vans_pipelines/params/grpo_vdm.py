@@ -37,7 +37,7 @@ class GRPOVDMParams(GRPOStageParams):
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"video_fidelity": 1.0, "semantic_alignment": 1.0, "context_consistency": 0.0}
     )
-    optim: OptimConfig = OptimConfig(lr=2.5e-4, warmup_steps=0, schedule="constant")
+    optim: OptimConfig = OptimConfig(lr=5e-4, warmup_steps=0, schedule="constant")
     trainer: TrainerConfig = TrainerConfig(
         max_steps=40, batch_size=4, checkpoint_every_n_steps=10, log_every_n_steps=1
     )

@@ -1,6 +1,7 @@
-"""The single-frame path through the Wan VAE (``models/wan_vae.py``) against diffusers' own 3D path, on the
-tiny default VAE, measured side by side in one run: frame-folded decode of generated clips, encode of
-frames, and one VAE-fit training step (encode + decode + backward).
+"""The fast paths through the Wan VAE (``models/wan_vae.py``: single-frame convolutions, the RMS norm as a
+sum of squares) against diffusers' own classes, on the tiny default VAE, measured side by side in one run:
+frame-folded decode of generated clips, encode of frames, and one VAE-fit training step (encode + decode +
+backward).
 
     .venv/bin/python benchmarks/wan_vae.py [--repeats 5] [--clips 32]
 
@@ -16,12 +17,12 @@ import time
 from collections.abc import Callable
 
 import torch
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
 
 from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning
-from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d
+from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d, SumOfSquaresRMSNorm
 
 
 def best_of(repeats: int, fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
@@ -42,9 +43,10 @@ def main() -> None:
     vdm = build_tiny_vdm(build_word_tokenizer(["a red circle falls."]), TinyVDMSpec(), Conditioning(), seed=0)
     fast = vdm.vae
     plain = copy.deepcopy(fast)
+    diffusers_classes = {SingleFrameCausalConv3d: WanCausalConv3d, SumOfSquaresRMSNorm: WanRMS_norm}
     for module in plain.modules():
-        if type(module) is SingleFrameCausalConv3d:
-            module.__class__ = WanCausalConv3d
+        if type(module) in diffusers_classes:
+            module.__class__ = diffusers_classes[type(module)]
     torch.manual_seed(0)
     latents = torch.randn(args.clips * 16, fast.config.z_dim, 1, 8, 8)
     frames = torch.rand(args.clips * 16, 3, 1, 32, 32) * 2 - 1

@@ -3,15 +3,15 @@ import copy
 import pytest
 import torch
 from diffusers import AutoencoderKLWan
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
 
 from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vdm import Conditioning
-from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d, use_single_frame_convolutions
+from vans_pipelines.models.wan_vae import SingleFrameCausalConv3d, SumOfSquaresRMSNorm, use_fast_vae_paths
 
 
 def vae_pair(temporal_downsample):
-    """A random tiny Wan VAE and a copy switched to the single-frame path."""
+    """A random tiny Wan VAE and a copy switched to the fast paths."""
     torch.manual_seed(0)
     plain = AutoencoderKLWan(
         base_dim=8,
@@ -22,7 +22,7 @@ def vae_pair(temporal_downsample):
         latents_mean=[0.0] * 4,
         latents_std=[1.0] * 4,
     ).eval()
-    return plain, use_single_frame_convolutions(copy.deepcopy(plain))
+    return plain, use_fast_vae_paths(copy.deepcopy(plain))
 
 
 @pytest.mark.parametrize(
@@ -60,10 +60,35 @@ def test_gradients_reach_the_same_weights():
     assert conv.weight.grad[:, :, :2].abs().max() == 0 and conv.weight.grad[:, :, 2].abs().max() > 0
 
 
-def test_every_vdm_uses_the_single_frame_path_and_saves_the_same_keys(tokenizer, tmp_path):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channel_first", [True, False])
+def test_the_sum_of_squares_norm_equals_wans_with_its_gradients(channel_first, dtype):
+    torch.manual_seed(0)
+    wan = WanRMS_norm(6, channel_first=channel_first, images=False, bias=True)
+    torch.nn.init.normal_(wan.gamma)
+    torch.nn.init.normal_(wan.bias)
+    ours = copy.deepcopy(wan)
+    ours.__class__ = SumOfSquaresRMSNorm
+    shape = (2, 6, 3, 4, 5) if channel_first else (2, 3, 4, 5, 6)
+    x = torch.randn(shape).to(dtype)
+    x[0] = 0  # F.normalize's eps: an all-zero vector stays zero
+    outs = []
+    for norm in (wan, ours):
+        xi = x.clone().requires_grad_()
+        out = norm.to(dtype)(xi)
+        out.float().square().sum().backward()
+        outs.append((out, xi.grad, norm.gamma.grad))
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 1e-2, "rtol": 1e-2}
+    for a, b in zip(outs[0], outs[1], strict=True):
+        torch.testing.assert_close(b, a, **tol)
+
+
+def test_every_vdm_uses_the_fast_paths_and_saves_the_same_keys(tokenizer, tmp_path):
     vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning())
     convs = [m for m in vdm.vae.modules() if isinstance(m, WanCausalConv3d)]
     assert convs and all(type(m) is SingleFrameCausalConv3d for m in convs)
+    norms = [m for m in vdm.vae.modules() if isinstance(m, WanRMS_norm)]
+    assert norms and all(type(m) is SumOfSquaresRMSNorm for m in norms)
     vdm.save_pretrained(tmp_path)
     plain = AutoencoderKLWan.from_pretrained(tmp_path / "vae")
     assert plain.state_dict().keys() == vdm.vae.state_dict().keys()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -40,6 +39,7 @@ from vans_pipelines.models.tokenizer import (
     VISION_END,
     VISION_START,
 )
+from vans_pipelines.models.vision_attention import portable_config, use_packed_vision_attention
 
 META_FILE = "vans_vlm.json"
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -145,6 +145,9 @@ class VisionLanguageModel(AdaptedModel):
     base_path: str | None = None  # where the base weights live when only an adapter is saved
     lora: LoraSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        use_packed_vision_attention(self.model)
 
     # ------------------------------------------------------------------ prompts and batches
     @property
@@ -272,7 +275,7 @@ class VisionLanguageModel(AdaptedModel):
         ``base/`` when the base has no folder of its own, e.g. a tiny model built in memory)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        build_base = partial(Qwen2_5_VLForConditionalGeneration, deepcopy(self.model.config))
+        build_base = partial(Qwen2_5_VLForConditionalGeneration, portable_config(self.model.config))
         base_ref = self.save_weights(path, ".", "adapter", "base", build_base)
         self.tokenizer.save_pretrained(path)
         meta = {"processing": asdict(self.processing), "base": base_ref, "extra": self.extra}

@@ -75,6 +75,7 @@ bench: setup
 	$(BIN)/python benchmarks/wan_vae.py
 	$(BIN)/python benchmarks/grpo_sde.py
 	$(BIN)/python benchmarks/grpo_stage1_vs_trl.py
+	$(BIN)/python benchmarks/vlm_attention.py
 
 repro: setup
 	$(DVC) repro

@@ -65,6 +65,10 @@ def run(
         return session.run(pipeline_names=pipelines, node_names=nodes)
 
 
+SOURCE_SUFFIXES = frozenset({".py", ".yml", ".yaml", ".json", ".toml"})
+"""What a source or config edit changes (not ``.pyc``, not the egg-info's ``PKG-INFO``)."""
+
+
 def holds_current_default_sft(project: Path) -> bool:
     """Whether ``project``'s data holds SFT models of the default config made by the code as it is now, as
     ``make run`` leaves them before ``make test`` (CI): no parameter files beside ``conf/base``, both SFT
@@ -78,7 +82,15 @@ def holds_current_default_sft(project: Path) -> bool:
         return False
     if any(path.name.startswith("parameters") for path in (project / "conf" / "local").rglob("*")):
         return False
-    sources = [path for folder in ("src", "conf/base") for path in (project / folder).rglob("*")]
+    # Source and config files only: bytecode caches and the editable install's egg-info are rewritten by
+    # later imports and installs (pytest's doctest collection, a re-run `make setup`), not by edits.
+    sources = [
+        path
+        for folder in ("src", "conf/base")
+        for path in (project / folder).rglob("*")
+        if path.suffix in SOURCE_SUFFIXES
+        and not any(part == "__pycache__" or part.endswith(".egg-info") for part in path.parts)
+    ]
     newest_source = max((path.stat().st_mtime for path in sources if path.is_file()), default=0.0)
     if newest_source > min(report.stat().st_mtime for report in reports):
         return False

@@ -147,10 +147,17 @@ def test_default_sft_is_reused_only_when_settings_and_code_match(after_sft, tmp_
         assert report["run_key"] != key
         path.write_text(json.dumps({**report, "run_key": key}))
     assert holds_current_default_sft(project)  # as if made with the default settings
+    later = (project / "data" / "08_reporting" / "sft_vdm_report.json").stat().st_mtime + 10
+    # What imports and installs rewrite after the run (pytest's doctest collection, `make setup`) is no edit.
+    for written in ("vans_pipelines/__pycache__/nodes.cpython-311.pyc", "vans_pipelines.egg-info/PKG-INFO"):
+        path = project / "src" / written
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        os.utime(path, (later, later))
+    assert holds_current_default_sft(project)
     (project / "conf" / "local" / "parameters.yml").write_text("sft: {vlm: {optim: {lr: 1.0e-3}}}\n")
     assert not holds_current_default_sft(project)  # a local override: not the default
     (project / "conf" / "local" / "parameters.yml").unlink()
-    later = (project / "data" / "08_reporting" / "sft_vdm_report.json").stat().st_mtime + 10
     source = project / "conf" / "base" / "parameters_sft.yml"
     os.utime(source, (later, later))
     assert not holds_current_default_sft(project)  # the config changed after the run

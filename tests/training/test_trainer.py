@@ -62,3 +62,23 @@ def test_without_decay_the_model_keeps_its_last_weights(tmp_path):
 def test_a_decay_outside_the_unit_interval_is_refused(decay):
     with pytest.raises(ValueError, match="decay: must be in"):
         EMAConfig(decay=decay)
+
+
+def test_the_optimiser_takes_its_epsilon_from_the_settings():
+    """AdamW's epsilon is a setting: with gradients far below torch's default 1e-8 (stage 2's, for rewards
+    whose in-group differences are small) the update is the learning rate only when epsilon is smaller."""
+    from vans_pipelines.training.trainer import make_optimizer
+
+    steps = {}
+    for eps in (1e-8, 1e-16):
+        weight = torch.nn.Parameter(torch.zeros(4))
+        settings = OptimConfig(lr=0.1, schedule="constant", eps=eps)
+        optimizer = make_optimizer([weight], settings, 10)["optimizer"]
+        assert optimizer.defaults["eps"] == eps
+        weight.grad = torch.full((4,), 1e-10)
+        optimizer.step()
+        steps[eps] = float(weight.detach().abs().max())
+    assert steps[1e-16] == pytest.approx(0.1, rel=1e-3)
+    assert steps[1e-8] < 0.02
+    with pytest.raises(ValueError, match="eps"):
+        OptimConfig(eps=0.0)

@@ -68,10 +68,13 @@ class OptimConfig:
     warmup_steps: int = 0
     schedule: str = "cosine"
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8  # AdamW's; stage 2's per-weight gradients can be smaller (README, "Stage 2 ...")
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if self.eps <= 0:
+            raise ValueError(f"eps: must be > 0, got {self.eps}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"schedule: must be cosine, linear or constant, got {self.schedule!r}")
 
@@ -216,7 +219,7 @@ def make_optimizer(
     ]
     if not any(group["params"] for group in groups):
         raise ValueError("nothing to train: every parameter is frozen")
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], betas=optim.betas)
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], betas=optim.betas, eps=optim.eps)
     warmup = max(0, optim.warmup_steps)
     decay_steps = max(1, max_steps - warmup)
 

@@ -6,7 +6,14 @@ from lightning.pytorch.callbacks import Callback
 
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import SamplesDataModule
-from vans_pipelines.training.trainer import EMAConfig, OptimConfig, RunPaths, TrainerConfig, fit
+from vans_pipelines.training.trainer import (
+    EMAConfig,
+    OptimConfig,
+    RunPaths,
+    TrainerConfig,
+    fit,
+    make_optimizer,
+)
 
 
 class Regression(TrainingModule):
@@ -67,8 +74,6 @@ def test_a_decay_outside_the_unit_interval_is_refused(decay):
 def test_the_optimiser_takes_its_epsilon_from_the_settings():
     """AdamW's epsilon is a setting: with gradients far below torch's default 1e-8 (stage 2's, for rewards
     whose in-group differences are small) the update is the learning rate only when epsilon is smaller."""
-    from vans_pipelines.training.trainer import make_optimizer
-
     steps = {}
     for eps in (1e-8, 1e-16):
         weight = torch.nn.Parameter(torch.zeros(4))

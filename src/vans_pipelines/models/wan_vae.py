@@ -10,7 +10,8 @@ convolving ``k - 1`` frames of zeros. Measured on the tiny default VAE: decode a
 
 Wan's RMS norm normalises over the channel axis of channel-first tensors with ``F.normalize``, whose
 strided vector norm is slow on a CPU: the sum of squares along that axis is the same number at 0.3-0.45
-of the time (``benchmarks/wan_vae.py``), and a quarter of the latent cache's time was in it.
+of the time on the tiny VAE's activation shapes. A quarter of the latent cache's time was in it; with the
+norm swapped too, encoding frames takes 0.6-0.7 of the time it takes with the fast convolutions alone.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vans_pipelines.video import VideoError, decode_all, decode_resampled, encode_video
+from vans_pipelines.video.io import decode_span
 
 
 def test_lossless_encode_round_trip_is_exact(tmp_path):
@@ -71,3 +72,32 @@ def test_lossy_encode_drops_an_odd_last_row_and_column(tmp_path):
     frames = np.full((3, 17, 23, 3), 128, np.uint8)
     encode_video(frames, str(tmp_path / "odd.mp4"), fps=8, codec="libx264")
     assert decode_all(str(tmp_path / "odd.mp4")).shape == (3, 16, 22, 3)
+
+
+@pytest.mark.parametrize(("native_fps", "gop"), [(24, "12"), (10, "5"), (30, "250")])
+def test_decode_span_equals_the_resampled_frames_without_decoding_from_the_start(tmp_path, native_fps, gop):
+    """Every span of the grid, pixel for pixel, for grids finer and coarser than the file's rate (frames
+    repeated or skipped) and keyframes every few frames or one alone; a late span seeks past the rest."""
+    frames = np.zeros((120, 48, 64, 3), np.uint8)
+    for t in range(120):
+        frames[t] = (t * 7) % 256
+        frames[t, 10:20, t % 50 : t % 50 + 10] = 255 - (t * 7) % 256
+    path = str(tmp_path / "clip.mp4")
+    encode_video(frames, path, fps=native_fps, codec="libx264", options={"g": gop})
+    for fps in (8.0, 16.0, 7.3):
+        whole = decode_resampled(path, fps=fps, height=32, width=32)
+        n = len(whole.frames)
+        for start in range(0, n - 4, 3):
+            span = decode_span(path, fps=fps, height=32, width=32, start=start, stop=min(n, start + 9))
+            assert np.array_equal(span.frames, whole.frames[start : start + 9]), (fps, start)
+        if gop != "250":
+            late = decode_span(path, fps=fps, height=32, width=32, start=n - 4, stop=n)
+            assert late.native_frames < whole.native_frames / 3
+    with pytest.raises(VideoError, match="before the span"):
+        decode_span(path, fps=fps, height=32, width=32, start=n - 2, stop=n + 3)
+
+
+def test_a_scan_without_frames_counts_the_same_grid(cut_video):
+    path, _ = cut_video
+    counted = decode_resampled(str(path), fps=8, height=32, width=32, keep_frames=False)
+    assert counted.frames.shape == (0, 32, 32, 3) and counted.grid_frames == 48

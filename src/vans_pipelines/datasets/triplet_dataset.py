@@ -1,10 +1,13 @@
-"""Kedro dataset for triplet collections: a parquet index plus one clip file per sample.
+"""Kedro dataset for triplet collections: a parquet index plus one clip file per sample, or the index
+alone with each triplet's frame spans in its source video.
 
 Layout of a saved set (a directory)::
 
     <path>/index.parquet          one row per triplet (sample_id, split, family, question, caption, ...)
     <path>/clips/<sample_id>.npz  context + target arrays (npz, lossless, compressed), or
-    <path>/clips/<sample_id>.context.mp4 / .target.mp4   with clip_format: mp4 (lossless RGB H.264)
+    <path>/clips/<sample_id>.context.mp4 / .target.mp4   with clip_format: mp4 (lossless RGB H.264), or
+    nothing more with clip_format: span (real videos only: the index names each triplet's source file,
+                                  its fingerprint and the two frame spans; clips are decoded when used)
 
     <path>/shards/<k>-of-<n>/     the same layout per shard, when ingest ran as n shards (a job array);
                                   loading <path> then gives the union of all n, in sample_id order
@@ -15,6 +18,7 @@ Loading reads only the index; clips are read when a sample is accessed.
 from __future__ import annotations
 
 import io
+import posixpath
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -26,6 +30,7 @@ from kedro.io import DatasetError
 from vans_pipelines.datasets._fs import FsspecDataset, atomic_directory
 from vans_pipelines.triplets import ClipPair, Shard, TripletSet, check_clip
 from vans_pipelines.video.io import decode_all, encode_video
+from vans_pipelines.video.spans import SPAN_COLUMNS, SpanClips, check_sources
 from vans_pipelines.video.streaming import bounded_map
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -36,6 +41,12 @@ class TripletDataset(FsspecDataset):
 
     Saves are atomic: the set is written to a temporary sibling directory and renamed into place, so
     an interrupted save leaves the previous set intact. Clips are encoded in ``write_threads`` threads.
+
+    ``clip_format: span`` (triplets cut from real videos) writes no pixels: the index keeps where each
+    pair lies in its source (:mod:`vans_pipelines.video.spans`), local sources as paths relative to
+    ``path`` (the project can move), and clips are decoded from the source when a sample is read. A
+    load first checks every source (``verify_sources``): one that vanished or changed since ingest is
+    named, with its triplets, before any stage uses the set.
 
     Example catalog entry::
 
@@ -52,16 +63,17 @@ class TripletDataset(FsspecDataset):
         self,
         *,
         path: str,
-        clip_format: Literal["npz", "mp4"] = "npz",
+        clip_format: Literal["npz", "mp4", "span"] = "npz",
         fps: float = 8.0,
         write_threads: int = 2,
+        verify_sources: bool = True,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        if clip_format not in ("npz", "mp4"):
+        if clip_format not in ("npz", "mp4", "span"):
             raise DatasetError(
-                f"TripletDataset({path}): clip_format must be 'npz' or 'mp4', got {clip_format!r}"
+                f"TripletDataset({path}): clip_format must be 'npz', 'mp4' or 'span', got {clip_format!r}"
             )
         super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
         self._clip_format = clip_format
@@ -69,6 +81,7 @@ class TripletDataset(FsspecDataset):
         if write_threads < 1:
             raise DatasetError(f"TripletDataset({path}): write_threads must be >= 1, got {write_threads}")
         self._write_threads = write_threads
+        self._verify_sources = verify_sources
 
     # --------------------------------------------------------------------------------------------- paths
     def _index_path(self, root: str) -> str:
@@ -83,10 +96,48 @@ class TripletDataset(FsspecDataset):
     def load(self) -> TripletSet:
         index_path = self._index_path(self._path)
         if self._fs.exists(index_path):
-            return TripletSet(self._read_index(self._path), lambda sid: self._read_clips(self._path, sid))
+            index = self._read_index(self._path)
+            if self._clip_format == "span":
+                return self._span_set(index)
+            return TripletSet(index, lambda sid: self._read_clips(self._path, sid))
         if self._fs.isdir(self._shards_root()):
             return self._load_shards()
         raise DatasetError(f"no triplet set at {self._path} ({index_path} is missing); run ingest first")
+
+    def _span_set(self, index: pd.DataFrame) -> TripletSet:
+        """A span set whose sources are where and what ingest saw (else an error naming them)."""
+        missing = [column for column in SPAN_COLUMNS if column not in index.columns]
+        if missing:
+            raise DatasetError(
+                f"{self._path}: clip_format is span, but the saved index has no {missing}; was it written "
+                "with another clip_format?"
+            )
+        index = index.assign(source_uri=[self._resolve(uri) for uri in index["source_uri"]])
+        if self._verify_sources:
+            problems = check_sources(index)
+            if problems:
+                lines = "\n  ".join(problem.describe() for problem in problems)
+                raise DatasetError(
+                    f"span triplets at {self._path}: {len(problems)} source video(s) vanished or changed "
+                    f"since ingest; put them back or re-run ingest:\n  {lines}"
+                )
+        return TripletSet(index, SpanClips(index))
+
+    def _is_local(self) -> bool:
+        protocols = self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)
+        return "file" in protocols
+
+    def _relative(self, uri: str) -> str:
+        """How the index stores a source: a local file relative to this set's folder when the set is
+        local too (the project moves as a whole), anything else as it is."""
+        if self._is_local() and "://" not in uri and posixpath.isabs(uri):
+            return posixpath.relpath(uri, self._path.rstrip("/"))
+        return uri
+
+    def _resolve(self, uri: str) -> str:
+        if "://" in uri or posixpath.isabs(uri) or not self._is_local():
+            return uri
+        return posixpath.normpath(posixpath.join(self._path.rstrip("/"), uri))
 
     def _read_index(self, root: str) -> pd.DataFrame:
         with self._fs.open(self._index_path(root), "rb") as f:
@@ -125,7 +176,10 @@ class TripletDataset(FsspecDataset):
         index = pd.concat(parts, ignore_index=True).sort_values("sample_id", kind="stable")
         if index["sample_id"].duplicated().any():
             raise DatasetError(f"{self._path}: the shards share sample ids; re-run ingest")
-        return TripletSet(index.reset_index(drop=True), lambda sid: self._read_clips(home[sid], sid))
+        index = index.reset_index(drop=True)
+        if self._clip_format == "span":
+            return self._span_set(index)
+        return TripletSet(index, lambda sid: self._read_clips(home[sid], sid))
 
     def _read_clips(self, root: str, sample_id: str) -> ClipPair:
         paths = self._clip_paths(root, sample_id)
@@ -153,6 +207,12 @@ class TripletDataset(FsspecDataset):
         bad = [s for s in data.index["sample_id"] if not _SAFE_ID.match(str(s))]
         if bad:
             raise DatasetError(f"sample ids must match {_SAFE_ID.pattern} to name files, e.g. {bad[:3]}")
+        missing = [column for column in SPAN_COLUMNS if column not in data.index.columns]
+        if self._clip_format == "span" and (missing or data.index[list(SPAN_COLUMNS)].isna().any(axis=None)):
+            raise DatasetError(
+                f"TripletDataset({self._path}): clip_format span keeps triplets as spans of their source "
+                "videos, and these have none (the synthetic world renders its clips: use npz or mp4)"
+            )
         target = self._path if data.shard is None else f"{self._shards_root()}/{data.shard.name}"
         with atomic_directory(self._fs, target) as tmp:
             self._write_set(tmp, data)
@@ -160,6 +220,10 @@ class TripletDataset(FsspecDataset):
             self._drop_all_but_shards_of(data.shard.count)
 
     def _write_set(self, root: str, data: TripletSet) -> None:
+        if self._clip_format == "span":  # the index is the whole set
+            index = data.index.assign(source_uri=[self._relative(uri) for uri in data.index["source_uri"]])
+            self._write_index(root, index)
+            return
         # Clips are encoded (zlib / H.264, which release the GIL) in a few threads, a bounded number
         # queued, so writing keeps up with clips decoded in worker processes.
         self._fs.makedirs(f"{root}/clips", exist_ok=True)
@@ -173,8 +237,11 @@ class TripletDataset(FsspecDataset):
         with ThreadPoolExecutor(self._write_threads) as writers:
             for _ in bounded_map(writers, self._write_clips, jobs(), 2 * self._write_threads):
                 pass
+        self._write_index(root, data.index)
+
+    def _write_index(self, root: str, index: pd.DataFrame) -> None:
         buf = io.BytesIO()
-        data.index.to_parquet(buf, index=False)
+        index.to_parquet(buf, index=False)
         with self._fs.open(self._index_path(root), "wb") as f:
             f.write(buf.getvalue())
 

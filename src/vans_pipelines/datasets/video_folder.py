@@ -13,6 +13,7 @@ import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
 from vans_pipelines.datasets._fs import resolve_filesystem
+from vans_pipelines.video.spans import fingerprint
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,23 @@ class VideoFile:
 
     def source(self) -> str | IO[bytes]:
         """What PyAV should open: a local path when there is one (fast, seekable), else a file object."""
-        if "file" in (self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)):
+        if self.is_local:
             return self._full_path
         return self._fs.open(self._full_path, "rb")
+
+    @property
+    def is_local(self) -> bool:
+        protocols = self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)
+        return "file" in protocols
+
+    @property
+    def uri(self) -> str:
+        """Where the file is, for any later reader: its local path, or its URL (``s3://...``)."""
+        return self._full_path if self.is_local else self._fs.unstrip_protocol(self._full_path)
+
+    def fingerprint(self) -> str:
+        """Its content fingerprint (:func:`vans_pipelines.video.spans.fingerprint`)."""
+        return fingerprint(self._fs, self._full_path, self.size_bytes)
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,9 @@ class VideoFolderDataset(AbstractDataset[None, VideoFolder]):
         self.metadata = metadata
 
     def load(self) -> VideoFolder:
-        root = self._path.rstrip("/")
+        # as the filesystem spells its paths (memory:// roots start with "/"), so relative paths are
+        # relative to the folder on every filesystem
+        root = self._fs._strip_protocol(self._path).rstrip("/")
         if not self._fs.isdir(root):
             return VideoFolder(root=root, files=(), exists=False)
         files = []

@@ -130,25 +130,33 @@ class ScanSettings:
     max_pairs: int | None = None
 
 
-def scan_pairs(source: str | IO[bytes], settings: ScanSettings) -> tuple[list[PairSpan], np.ndarray]:
+def scan_pairs(
+    source: str | IO[bytes], settings: ScanSettings, *, keep_frames: bool = True
+) -> tuple[list[PairSpan], np.ndarray]:
     """Decode ``source`` once (PyAV), find its hard cuts (PySceneDetect) and its pairs: the spans and the
-    resampled frames they index.
+    resampled frames they index (empty with ``keep_frames=False``: a scan for spans alone converts no
+    frame to RGB).
 
     Raises :class:`~vans_pipelines.video.io.VideoError` for unreadable, truncated or too-short videos.
     """
     detector = ShotDetector(threshold=settings.shot_threshold, min_shot_seconds=settings.min_shot_seconds)
     video = decode_resampled(
-        source, fps=settings.fps, height=settings.height, width=settings.width, on_frame=detector
+        source,
+        fps=settings.fps,
+        height=settings.height,
+        width=settings.width,
+        on_frame=detector,
+        keep_frames=keep_frames,
     )
     need = settings.context_frames + settings.target_frames
-    if len(video.frames) < need:
+    if video.grid_frames < need:
         raise VideoError(
-            f"too short: {len(video.frames)} frames at {settings.fps:g} fps ({video.duration:.2f} s); "
+            f"too short: {video.grid_frames} frames at {settings.fps:g} fps ({video.duration:.2f} s); "
             f"a pair needs context + target = {need}"
         )
     cuts = [round(t * settings.fps) for t in detector.cut_times()]
     spans = pair_spans(
-        len(video.frames), cuts, settings.context_frames, settings.target_frames, settings.max_pairs
+        video.grid_frames, cuts, settings.context_frames, settings.target_frames, settings.max_pairs
     )
     if not spans:
         raise VideoError(

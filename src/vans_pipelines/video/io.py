@@ -3,12 +3,14 @@
 :func:`decode_resampled` is the ingest workhorse: one pass over a file decodes every frame, scales it
 (in FFmpeg's swscale, cover-and-centre-crop to the clip size), feeds it to a per-frame callback (shot
 detection) and keeps the frames that fall on the requested fps grid. Nothing is decoded twice.
+:func:`decode_span` returns a stretch of those same frames, pixel for pixel, seeking to the keyframe
+before it instead of decoding the file from its start (span triplets decode their clips this way).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO
@@ -24,11 +26,12 @@ class VideoError(Exception):
 
 @dataclass(frozen=True)
 class DecodedVideo:
-    frames: np.ndarray  # uint8 [N, H, W, 3], sampled at ``fps``
+    frames: np.ndarray  # uint8 [N, H, W, 3], sampled at ``fps`` (empty with ``keep_frames=False``)
     fps: float
     native_fps: float
     native_frames: int  # frames decoded at the file's own rate
     duration: float  # seconds
+    grid_frames: int  # frames on the ``fps`` grid (``len(frames)`` when they were kept)
 
 
 def _cover_size(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
@@ -65,6 +68,61 @@ def analysis_image(frame: av.VideoFrame) -> np.ndarray:
     )
 
 
+#: Seconds by which a frame may lie before a grid time and still count as at or after it (timestamps are
+#: rounded to the stream's time base).
+_GRID_TOLERANCE = 1e-6
+
+
+def _open(source: str | IO[bytes]) -> av.container.InputContainer:
+    try:
+        return av.open(source)
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise VideoError(f"not a readable video ({type(err).__name__}: {err})") from err
+
+
+def _video_stream(container: av.container.InputContainer) -> tuple[av.video.stream.VideoStream, float]:
+    """The first video stream (frame-threaded decoding) and its native frame rate (0 when unknown)."""
+    if not container.streams.video:
+        raise VideoError("no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate
+    return stream, float(rate) if rate else 0.0
+
+
+class _Scaler:
+    """A native frame as the clip's RGB frame: scaled (area-averaged) to cover ``height`` x ``width``
+    with the source's aspect, then centre-cropped."""
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+        self._crop: tuple[int, int, slice, slice] | None = None
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        if self._crop is None:  # every frame of a stream has the first one's size
+            cover_w, cover_h = _cover_size(frame.width, frame.height, self.width, self.height)
+            top, left = (cover_h - self.height) // 2, (cover_w - self.width) // 2
+            self._crop = (cover_w, cover_h, slice(top, top + self.height), slice(left, left + self.width))
+        cover_w, cover_h, rows, cols = self._crop
+        full = frame.to_ndarray(format="rgb24", width=cover_w, height=cover_h, interpolation="AREA")
+        return np.ascontiguousarray(full[rows, cols])
+
+
+def _on_grid(
+    decoded: Iterable[av.VideoFrame], fps: float, native_fps: float, first: int = 0
+) -> Iterator[tuple[av.VideoFrame, float, range]]:
+    """``(frame, time, grid)`` for every decoded frame: ``grid`` is the range of frames on the ``fps``
+    grid (counted from ``first``) that take it, as each grid time ``k / fps`` takes the first frame at
+    or after it. A frame without a timestamp is placed by its count at ``native_fps``."""
+    k = first
+    for n, frame in enumerate(decoded):
+        t = float(frame.time) if frame.time is not None else (n / native_fps if native_fps else 0.0)
+        start = k
+        while t + _GRID_TOLERANCE >= k / fps:
+            k += 1
+        yield frame, t, range(start, k)
+
+
 def decode_resampled(
     source: str | IO[bytes],
     *,
@@ -73,71 +131,111 @@ def decode_resampled(
     width: int,
     on_frame: Callable[[int, np.ndarray, float], None] | None = None,
     min_frames_ratio: float = 0.9,
+    keep_frames: bool = True,
 ) -> DecodedVideo:
     """Decode ``source`` once; return its frames at ``fps``, centre-cropped and scaled to
-    ``height`` x ``width``.
+    ``height`` x ``width`` (with ``keep_frames=False`` only how many there are: a scan that needs the
+    shots and the length, not the pixels, skips every colour conversion). Only frames on the grid pay
+    for the full-quality scale.
 
     ``on_frame(index, bgr_image, native_fps)`` sees every native frame as a small
     :func:`analysis_image`, e.g. for shot detection.
     Raises :class:`VideoError` for files that are not videos, have no video stream, or are truncated
     (decoding fails part-way, or yields fewer than ``min_frames_ratio`` of the frames the header declares).
     """
-    try:
-        container = av.open(source)
-    except (av.FFmpegError, OSError, ValueError) as err:
-        raise VideoError(f"not a readable video ({type(err).__name__}: {err})") from err
-    with container:
-        if not container.streams.video:
-            raise VideoError("no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        native_fps = float(rate) if rate else 0.0
+    kept: list[np.ndarray] = []
+    n, last_t, grid_frames = 0, 0.0, 0
+    scale = _Scaler(height, width)
+    with _open(source) as container:
+        stream, native_fps = _video_stream(container)
         declared = stream.frames or 0
-        kept, n, last_t = _resampled(container.decode(stream), fps, height, width, native_fps, on_frame)
+        try:
+            for frame, t, grid in _on_grid(container.decode(stream), fps, native_fps):
+                if on_frame is not None:
+                    on_frame(n, analysis_image(frame), native_fps)
+                if grid and keep_frames:
+                    kept.extend([scale(frame)] * len(grid))
+                grid_frames += len(grid)
+                n += 1
+                last_t = t
+        except av.FFmpegError as err:
+            raise VideoError(f"truncated or corrupt: decoding failed after {n} frames ({err})") from err
     if n == 0:
         raise VideoError("no decodable frames")
     if declared and n < min_frames_ratio * declared:
         raise VideoError(f"truncated: decoded {n} of the {declared} frames the header declares")
     duration = last_t + (1.0 / native_fps if native_fps else 0.0)
     frames = np.stack(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
-    return DecodedVideo(frames=frames, fps=fps, native_fps=native_fps, native_frames=n, duration=duration)
+    return DecodedVideo(frames, fps, native_fps, n, duration, grid_frames)
 
 
-def _resampled(
-    decoded: Iterable[av.VideoFrame],
+@dataclass(frozen=True)
+class DecodedSpan:
+    frames: np.ndarray  # uint8 [stop - start, H, W, 3]: grid frames start .. stop - 1 at the asked fps
+    native_frames: int  # native frames decoded to get them (a seek skips those before the keyframe)
+
+
+def decode_span(
+    source: str | IO[bytes], *, fps: float, height: int, width: int, start: int, stop: int
+) -> DecodedSpan:
+    """Frames ``start`` to ``stop - 1`` of what :func:`decode_resampled` returns for the same ``source``
+    and geometry, pixel for pixel, without decoding the file from its start: it seeks to the last
+    keyframe at or before frame ``start``'s time and decodes from there to frame ``stop - 1``.
+
+    Raises :class:`VideoError` when the file cannot be read or ends before frame ``stop - 1``.
+    """
+    if not 0 <= start < stop:
+        raise ValueError(f"span [{start}, {stop}): need 0 <= start < stop")
+    scale = _Scaler(height, width)
+    with _open(source) as container:
+        stream, native_fps = _video_stream(container)
+        frames, decoded = None, 0
+        if start > 0 and stream.time_base:
+            container.seek(int(start / fps / stream.time_base), stream=stream, backward=True)
+            frames, decoded = _grid_span(container, stream, fps, native_fps, start, stop, scale, True)
+        if frames is None:  # no seek, or it landed after the span's first frame: from the file's start
+            if start > 0:
+                container.seek(stream.start_time or 0, stream=stream, backward=True)
+            frames, more = _grid_span(container, stream, fps, native_fps, start, stop, scale, False)
+            decoded += more
+    if len(frames) < stop - start:
+        raise VideoError(
+            f"ends at frame {start + len(frames)} at {fps:g} fps, before the span [{start}, {stop}) "
+            "(the file changed since it was scanned?)"
+        )
+    return DecodedSpan(np.stack(frames), decoded)
+
+
+def _grid_span(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
     fps: float,
-    height: int,
-    width: int,
     native_fps: float,
-    on_frame: Callable[[int, np.ndarray, float], None] | None,
-) -> tuple[list[np.ndarray], int, float]:
-    """The frames on the ``fps`` grid, centre-cropped and scaled; how many native frames were decoded and
-    the last one's time. Each grid time takes the first frame at or after it; only those frames pay for
-    the full-quality (area-averaged) scale to the clip size."""
-    kept: list[np.ndarray] = []
-    next_t, step, n, crop, last_t = 0.0, 1.0 / fps, 0, None, 0.0
+    start: int,
+    stop: int,
+    scale: _Scaler,
+    seeked: bool,
+) -> tuple[list[np.ndarray] | None, int]:
+    """(grid frames ``start .. stop - 1``, native frames decoded), decoding from where the container
+    stands. After a seek the grid is counted from ``start``, which holds only if the first frame carries
+    a time at or before frame ``start``'s: else ``(None, 1)`` (a frame before it could be the one a grid
+    time takes)."""
+    picked: list[np.ndarray] = []
+    n = 0
     try:
-        for frame in decoded:
-            if crop is None:
-                cover_w, cover_h = _cover_size(frame.width, frame.height, width, height)
-                top, left = (cover_h - height) // 2, (cover_w - width) // 2
-                crop = (cover_w, cover_h, slice(top, top + height), slice(left, left + width))
-            t = float(frame.time) if frame.time is not None else (n / native_fps if native_fps else 0.0)
-            if on_frame is not None:
-                on_frame(n, analysis_image(frame), native_fps)
-            if t + 1e-6 >= next_t:
-                cover_w, cover_h, rows, cols = crop
-                full = frame.to_ndarray(format="rgb24", width=cover_w, height=cover_h, interpolation="AREA")
-                rgb = np.ascontiguousarray(full[rows, cols])
-                while t + 1e-6 >= next_t:
-                    kept.append(rgb)
-                    next_t += step
+        decoded = container.decode(stream)
+        for frame, t, grid in _on_grid(decoded, fps, native_fps, start if seeked else 0):
+            if n == 0 and seeked and (frame.time is None or t > start / fps + _GRID_TOLERANCE):
+                return None, 1
             n += 1
-            last_t = t
+            wanted = range(max(grid.start, start), min(grid.stop, stop))
+            if wanted:
+                picked.extend([scale(frame)] * len(wanted))
+            if grid.stop >= stop:
+                break
     except av.FFmpegError as err:
         raise VideoError(f"truncated or corrupt: decoding failed after {n} frames ({err})") from err
-    return kept, n, last_t
+    return picked, n
 
 
 def decode_all(source: str | IO[bytes]) -> np.ndarray:

@@ -42,7 +42,7 @@ def _scan(video: VideoSource, settings: ScanSettings) -> list[PairSpan] | VideoE
     if video.size_bytes == 0:
         return VideoError("empty file (0 bytes)")
     try:
-        spans, _ = scan_pairs(video.source(), settings)  # the frames stay in the worker
+        spans, _ = scan_pairs(video.source(), settings, keep_frames=False)  # no pixels needed here
         return spans
     except VideoError as err:
         return err

@@ -26,6 +26,7 @@ from vans_pipelines.params import IngestParams, RunContext, validate_parameters
 from vans_pipelines.triplets import FAMILIES, QUESTIONS, REQUIRED_COLUMNS, SPLITS, Shard, TripletSet
 from vans_pipelines.video import VideoError
 from vans_pipelines.video.clips import PairSpan, ScanSettings
+from vans_pipelines.video.spans import SPAN_COLUMNS, span_columns
 from vans_pipelines.video.streaming import SourcePairs, StreamedPairClips, scan_videos
 from vans_pipelines.world import render_split
 
@@ -147,7 +148,7 @@ def ingest_videos(
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     sources = []
     for video, spans in ingested:
-        video_rows = _video_rows(video.relative_path, spans, split_of[video.relative_path], params, shown)
+        video_rows = _video_rows(video, spans, split_of[video.relative_path], params, shown)
         rows[split_of[video.relative_path]].extend(video_rows)
         sources.append(SourcePairs(video, tuple(r["sample_id"] for r in video_rows), tuple(spans)))
     clips = StreamedPairClips(sources, settings, opts.workers)
@@ -200,15 +201,21 @@ def scan_settings(params: IngestParams) -> ScanSettings:
 
 
 def _index(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    columns = [*REQUIRED_COLUMNS, "context_start", "target_start", "target_stop", "crosses_cut"]
+    times = ["context_start", "target_start", "target_stop", "crosses_cut"]
+    columns = [*REQUIRED_COLUMNS, *times, *SPAN_COLUMNS]
     return pd.DataFrame(rows, columns=columns).sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
 def _video_rows(
-    rel: str, spans: Sequence[PairSpan], split: str, params: IngestParams, shown: str
+    video: VideoFile, spans: Sequence[PairSpan], split: str, params: IngestParams, shown: str
 ) -> list[dict[str, Any]]:
-    """The index rows of one video's pairs (the question drawn per pair from the video's own seed)."""
+    """The index rows of one video's pairs (the question drawn per pair from the video's own seed), with
+    where each pair lies in the file (:data:`~vans_pipelines.video.spans.SPAN_COLUMNS`, what span triplets
+    keep instead of pixels)."""
+    rel = video.relative_path
     key = zlib.crc32(rel.encode())
+    clip = params.clip
+    uri, source_fingerprint = video.uri, video.fingerprint()
     family = family_of(rel, params.videos.default_family)
     rng = np.random.default_rng([params.seed, key])
     questions = QUESTIONS[family]
@@ -223,6 +230,15 @@ def _video_rows(
             "source": f"{shown}/{rel}",
             **span.seconds(fps),
             "crosses_cut": span.crosses_cut,
+            **span_columns(
+                uri,
+                source_fingerprint,
+                fps,
+                clip.height,
+                clip.width,
+                (span.context_start, span.context_stop),
+                (span.target_start, span.target_stop),
+            ),
         }
         for k, span in enumerate(spans)
     ]

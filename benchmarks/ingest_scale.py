@@ -1,28 +1,38 @@
-"""Ingest at scale: throughput at the paper's clip size against raw PyAV decoding, and peak memory as the
-number of videos grows, measured in one run.
+"""Ingest at scale: throughput at the paper's clip size against raw PyAV decoding, what each triplet
+format stores and how fast a data loader worker reads it back, and peak memory as the number of videos
+grows, measured in one run.
 
-    .venv/bin/python benchmarks/ingest_scale.py [--repeats 2] [--counts 10,100,1000] [--workers 2]
+    .venv/bin/python benchmarks/ingest_scale.py [--repeats 2] [--counts 10,100,1000] [--workers 2] \
+        [--gpu-tflops 989] [--mfu 0.4] [--json figures.json]
 
 1. Throughput, on the real sample videos of ``benchmarks/ingest.py`` (720p and smaller) plus six
    12 s 640x360 videos of three 4 s shots encoded here, at conf/paper's geometry (pairs of 33 + 33
    frames at 352x640, 16 fps):
 
-   - ``decode``            PyAV decodes every frame of every file, nothing else (one process);
-   - ``ingest scan``       the ingest node alone: decode, resample, PySceneDetect, pair (1 worker);
-   - ``ingest, N workers`` the node and the writing of the three splits through ``TripletDataset``
-     (each video decoded again and its pairs cut while they are written), 1 and ``--workers`` processes.
+   - ``decode``              PyAV decodes every frame of every file, nothing else (one process);
+   - ``ingest scan``         the ingest node alone: decode, PySceneDetect, pair (1 worker);
+   - ``spans, N workers``    the node and the three splits saved as span triplets (``clip_format: span``:
+     the index alone), 1 and ``--workers`` processes;
+   - ``npz clips, N workers`` the node and the three splits saved with their pixels (``npz``: each video
+     decoded again and its pairs cut while they are written), 1 and ``--workers`` processes.
 
-   Throughput is native frames per second; interleaved repeats, best kept.
+   Throughput is native frames per second; interleaved repeats, best kept. Then what each format stores
+   per 1000 triplets, and how fast one process (a DataLoader worker) reads triplets back: span triplets
+   seek into their source and decode the pair, npz ones read and inflate their file. Beside it, what a
+   GPU consumes: the FLOPs of one paper-size SFT VDM sample (Wan2.1-1.3B forward and backward on a
+   33-frame 352x640 clip, counted by torch's flop counter on the meta device, nothing allocated) at
+   ``--gpu-tflops`` x ``--mfu``, and so the number of workers that keep one GPU fed.
 
 2. Memory: a full ingest (node + writing) of 10, 100, 1000 small synthetic videos in a fresh process
-   each, its peak resident memory (the process and its workers) beside what the clips of those
-   triplets weigh, i.e. what an ingest that builds its triplets in memory would hold.
+   each, for each format, its peak resident memory (the process and its workers) beside what the clips
+   of those triplets weigh, i.e. what an ingest that builds its triplets in memory would hold.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -31,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vans_pipelines.datasets import TripletDataset, VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
@@ -45,8 +56,17 @@ SMALL_GEOMETRY = {"vae_spatial_factor": 2, "vae_temporal_factor": 1, "patch_size
 SMALL_CLIP = {"context_frames": 8, "target_frames": 8, "height": 128, "width": 128, "fps": 8.0}
 
 
-def ingest(folder: Path, out: Path, clip: dict, geometry: dict, workers: int, write: bool = True) -> int:
-    """The ingest node on ``folder`` and (``write``) the three splits saved under ``out``; triplets."""
+def ingest(
+    folder: Path,
+    out: Path,
+    clip: dict,
+    geometry: dict,
+    workers: int,
+    write: bool = True,
+    clip_format: str = "npz",
+) -> int:
+    """The ingest node on ``folder`` and (``write``) the three splits saved under ``out`` in
+    ``clip_format``; the number of triplets."""
     params = {
         "source": "videos",
         "clip": clip,
@@ -55,24 +75,29 @@ def ingest(folder: Path, out: Path, clip: dict, geometry: dict, workers: int, wr
     splits = build_triplets(VideoFolderDataset(path=str(folder)).load(), params, geometry)[:3]
     if write:
         for name, triplets in zip(("train", "val", "test"), splits, strict=True):
-            TripletDataset(path=str(out / name)).save(triplets)
+            TripletDataset(path=str(out / name), clip_format=clip_format).save(triplets)
     return sum(len(s) for s in splits)
 
 
-def throughput(repeats: int, workers: int) -> None:
+def throughput(repeats: int, workers: int, gpu_tflops: float, mfu: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "videos").mkdir()
         folder = make_folder(Path(tmp) / "videos")
         make_long_shot_videos(folder, 6)
         files = sorted(folder.glob("*.mp4"))
         frames = decode_only(files, to_rgb=False)
+        out = {name: Path(tmp) / name for name in ("spans", "npz")}
+
+        def run(fmt: str, n: int, write: bool = True):
+            return lambda: ingest(folder, out[fmt], PAPER_CLIP, PAPER_GEOMETRY, n, write, fmt)
+
         ways = {
             "decode": lambda: decode_only(files, to_rgb=False),
-            "ingest scan": lambda: ingest(folder, Path(tmp) / "out", PAPER_CLIP, PAPER_GEOMETRY, 1, False),
-            "ingest, 1 worker": lambda: ingest(folder, Path(tmp) / "out", PAPER_CLIP, PAPER_GEOMETRY, 1),
-            f"ingest, {workers} workers": lambda: ingest(
-                folder, Path(tmp) / "out", PAPER_CLIP, PAPER_GEOMETRY, workers
-            ),
+            "ingest scan": run("spans", 1, write=False),
+            "spans, 1 worker": run("spans", 1),
+            f"spans, {workers} workers": run("spans", workers),
+            "npz clips, 1 worker": run("npz", 1),
+            f"npz clips, {workers} workers": run("npz", workers),
         }
         best = dict.fromkeys(ways, float("inf"))
         triplets = 0
@@ -83,14 +108,85 @@ def throughput(repeats: int, workers: int) -> None:
                 best[name] = min(best[name], time.perf_counter() - started)
                 if name != "decode":
                     triplets = result
+        print(
+            f"throughput at 352x640, pairs of 33 + 33 frames: {len(files)} files, {frames} native frames, "
+            f"{triplets} triplets"
+        )
+        figures: dict = {"files": len(files), "native_frames": frames, "triplets": triplets, "ways": {}}
+        for name, seconds in best.items():
+            ratio = best["decode"] / seconds
+            print(f"  {name:<22} {seconds:7.2f} s  {frames / seconds:7.0f} frames/s  {ratio:5.2f} x decode")
+            figures["ways"][name] = {"seconds": round(seconds, 3), "x_decode": round(ratio, 3)}
+        figures["stored"] = stored_bytes(out, triplets)
+        figures["readers"] = read_back(out, gpu_tflops, mfu)
+    return figures
+
+
+def stored_bytes(out: dict[str, Path], triplets: int) -> dict:
+    """What each format wrote for the three splits, per 1000 triplets."""
+    print("stored per 1000 triplets (the three splits):")
+    sizes = {}
+    for fmt, root in out.items():
+        total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        sizes[fmt] = total / triplets * 1000
+        print(f"  {fmt:<6} {sizes[fmt] / 2**20:10.2f} MiB")
+    return {f"{fmt}_mib_per_1000": round(size / 2**20, 3) for fmt, size in sizes.items()}
+
+
+def read_back(out: dict[str, Path], gpu_tflops: float, mfu: float) -> dict:
+    """Triplets a second in one process (a DataLoader worker) per format, against what one GPU's SFT VDM
+    step consumes at paper size."""
+    rates = {}
+    for fmt, root in out.items():
+        dataset = TripletDataset(path=str(root / "train"), clip_format="span" if fmt == "spans" else "npz")
+        triplets = dataset.load()
+        order = np.random.default_rng(0).permutation(len(triplets))
+        started = time.perf_counter()
+        for i in order:
+            triplets.clips(triplets.index["sample_id"].iloc[i])
+        rates[fmt] = len(order) / (time.perf_counter() - started)
+    flops = sft_vdm_sample_flops()
+    consumed = gpu_tflops * 1e12 * mfu / flops
+    workers = {fmt: math.ceil(consumed / rate) for fmt, rate in rates.items()}
     print(
-        f"throughput at 352x640, pairs of 33 + 33 frames: {len(files)} files, {frames} native frames, "
-        f"{triplets} triplets"
+        f"read back in one process (a DataLoader worker), train split in random order: "
+        f"spans {rates['spans']:.1f} triplets/s, npz {rates['npz']:.1f} triplets/s"
     )
-    for name, seconds in best.items():
-        fps = frames / seconds
-        ratio = best["decode"] / seconds
-        print(f"  {name:<18} {seconds:7.2f} s  {fps:7.0f} frames/s  {ratio:5.2f} x decode")
+    print(
+        f"one GPU's paper-size SFT VDM step: {flops / 1e12:.1f} TFLOP per sample (Wan2.1-1.3B forward + "
+        f"backward, 33 frames at 352x640); at {gpu_tflops:g} TFLOP/s x MFU {mfu:g} it consumes "
+        f"{consumed:.2f} samples/s: {workers['spans']} span worker(s) or {workers['npz']} npz worker(s) "
+        "keep it fed"
+    )
+    return {
+        "spans_triplets_per_s": round(rates["spans"], 2),
+        "npz_triplets_per_s": round(rates["npz"], 2),
+        "sft_vdm_tflop_per_sample": round(flops / 1e12, 2),
+        "gpu_samples_per_s": round(consumed, 3),
+        "workers_per_gpu": workers,
+    }
+
+
+def sft_vdm_sample_flops() -> float:
+    """FLOPs of one SFT VDM sample at paper size (forward and backward of the Wan2.1-1.3B transformer on
+    one 33-frame 352x640 clip's latents with the context condition), on the meta device."""
+    from diffusers import WanTransformer3DModel
+    from paper_scale import PAPER  # benchmarks/ is on the path (above)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vans_pipelines.models.conditioning import Conditioning
+
+    z = PAPER.vae["z_dim"]
+    latent = (PAPER.frames - 1) // PAPER_GEOMETRY["vae_temporal_factor"] + 1
+    grid = (latent, PAPER.height // PAPER_GEOMETRY["vae_spatial_factor"], PAPER.width // 8)
+    with torch.device("meta"):
+        model = WanTransformer3DModel(in_channels=z + Conditioning().condition_channels(z), **PAPER.wan)
+        hidden = torch.randn(1, model.config.in_channels, *grid)
+        text = torch.randn(1, 512, PAPER.wan["text_dim"])
+        timestep = torch.tensor([500.0])
+    with FlopCounterMode(display=False) as counter:
+        model(hidden, timestep, text, return_dict=False)[0].sum().backward()
+    return float(counter.get_total_flops())
 
 
 def make_long_shot_videos(folder: Path, count: int) -> None:
@@ -132,10 +228,10 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def measure_memory(folder: Path, out: Path, workers: int) -> None:
+def measure_memory(folder: Path, out: Path, workers: int, clip_format: str) -> None:
     """(child process) ingest ``folder`` and print its peak memory and the triplets' clip bytes."""
     started = time.perf_counter()
-    triplets = ingest(folder, out, SMALL_CLIP, SMALL_GEOMETRY, workers)
+    triplets = ingest(folder, out, SMALL_CLIP, SMALL_GEOMETRY, workers, clip_format=clip_format)
     own = peak_rss_kb()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     frames = SMALL_CLIP["context_frames"] + SMALL_CLIP["target_frames"]
@@ -152,31 +248,38 @@ def measure_memory(folder: Path, out: Path, workers: int) -> None:
     )
 
 
-def memory(counts: list[int], workers: int) -> None:
+def memory(counts: list[int], workers: int) -> list[dict]:
     print(f"memory of a full ingest (node + writing), small videos, {workers} worker(s), fresh process each:")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for count in counts:
             folder = Path(tmp) / f"videos_{count}"
             make_small_videos(folder, count)
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--measure",
-                    str(folder),
-                    str(Path(tmp) / f"out_{count}"),
-                    "--workers",
-                    str(workers),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            row = json.loads(result.stdout.strip().splitlines()[-1])
-            print(
-                f"  {count:5d} videos  {row['triplets']:5d} triplets  peak {row['peak_mb']:7.1f} MB   "
-                f"clips {row['clips_mb']:7.1f} MB (held by an in-memory ingest)  {row['seconds']:6.1f} s"
-            )
+            for clip_format in ("npz", "span"):
+                result = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--measure",
+                        str(folder),
+                        str(Path(tmp) / f"out_{count}_{clip_format}"),
+                        "--workers",
+                        str(workers),
+                        "--format",
+                        clip_format,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                row = json.loads(result.stdout.strip().splitlines()[-1])
+                rows.append({"videos": count, "format": clip_format, **row})
+                print(
+                    f"  {count:5d} videos  {clip_format:<4} {row['triplets']:5d} triplets  peak "
+                    f"{row['peak_mb']:7.1f} MB   clips {row['clips_mb']:7.1f} MB (an in-memory ingest holds "
+                    f"them)  {row['seconds']:6.1f} s"
+                )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,14 +290,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--counts", default="10,100,1000", help="numbers of videos for the memory curve")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--gpu-tflops", type=float, default=989.0, help="dense bf16 peak (H100: 989)")
+    parser.add_argument("--mfu", type=float, default=0.4, help="the share of the peak a training step gets")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--measure", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--format", default="npz", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        measure_memory(*args.measure, workers=args.workers)
+        measure_memory(*args.measure, workers=args.workers, clip_format=args.format)
         return
+    figures: dict = {}
     if not args.skip_throughput:
-        throughput(args.repeats, args.workers)
-    memory([int(c) for c in args.counts.split(",")], 1)
+        figures["throughput"] = throughput(args.repeats, args.workers, args.gpu_tflops, args.mfu)
+    figures["memory"] = memory([int(c) for c in args.counts.split(",")], 1)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ SHRUNK: dict[str, Any] = {
             "test_fraction": 0.2,
         },
     },
-    "run": {"inference": {"batch_size": 4}},
+    "run": {"inference": {"batch_size": 4, "read_workers": 1}},
     "caption": {"captioner": {"max_new_tokens": 12, "batch_size": 4}},
     "sft": {
         "vlm": {
@@ -140,6 +140,11 @@ def test_the_paper_recipe_runs_every_stage_on_real_layout_checkpoints(paper_proj
     ingest = json.loads((data / "02_intermediate" / "ingest_report.json").read_text())
     assert ingest["source"] == "videos" and ingest["quarantined"] == []
     assert all(ingest["triplets"][split] > 0 for split in ("train", "val", "test"))
+    triplets = data / "02_intermediate" / "triplets"
+    for split in ("train", "val", "test"):  # span triplets: the index alone, sources relative to it
+        assert sorted(p.name for p in (triplets / split).iterdir()) == ["index.parquet"]
+        index = pd.read_parquet(triplets / split / "index.parquet")
+        assert index["source_uri"].str.startswith("../../../01_raw/").all()
     captions = pd.read_parquet(data / "03_primary" / "captions.parquet")
     assert set(captions["captioned_by"]) == {"captioner"}  # real videos: the Qwen2.5-VL checkpoint wrote them
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from vans_pipelines.triplets import TripletSet
 
@@ -24,11 +24,19 @@ class TripletSamples(Dataset):
     """Items ``{sample_id, question, caption, reasoning, event, context, target}`` of a triplet set.
 
     ``captions`` maps sample_id → (caption, reasoning) and overrides the index's caption (the caption
-    stage's output)."""
+    stage's output). ``read_workers``: how many processes evaluation loops (:func:`ordered_batches`) read
+    the samples in, ahead of the model (span triplets decode their clips when read); training loaders
+    take their stage's ``trainer.num_workers``."""
 
-    def __init__(self, triplets: TripletSet, captions: Mapping[str, tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        triplets: TripletSet,
+        captions: Mapping[str, tuple[str, str]] | None = None,
+        read_workers: int = 0,
+    ):
         self.triplets = triplets
         self.captions = captions or {}
+        self.read_workers = read_workers  # processes :func:`ordered_batches` reads them in (0: this one)
         missing = [s for s in triplets.index["sample_id"] if captions is not None and s not in self.captions]
         if missing:
             raise ValueError(
@@ -54,9 +62,9 @@ class TripletSamples(Dataset):
         }
 
 
-def samples(triplets: TripletSet, captions: pd.DataFrame) -> TripletSamples:
+def samples(triplets: TripletSet, captions: pd.DataFrame, read_workers: int = 0) -> TripletSamples:
     """A split's samples with the caption stage's captions (its table, as the catalog loads it)."""
-    return TripletSamples(triplets, captions_by_id(captions))
+    return TripletSamples(triplets, captions_by_id(captions), read_workers)
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,16 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 def ordered_batches(
     samples: Dataset, batch_size: int, limit: int | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(offset, collated batch) over the first ``limit`` samples in order, for evaluation loops."""
+    """(offset, collated batch) over the first ``limit`` samples in order, for evaluation loops; read in
+    the samples' ``read_workers`` processes when they name some (the same batches, sooner)."""
     n = len(samples) if limit is None else min(limit, len(samples))
+    workers = getattr(samples, "read_workers", 0)
+    if workers and n:
+        loader = DataLoader(
+            Subset(samples, range(n)), batch_size, shuffle=False, num_workers=workers, collate_fn=collate
+        )
+        for k, batch in enumerate(loader):
+            yield k * batch_size, batch
+        return
     for start in range(0, n, batch_size):
         yield start, collate([samples[i] for i in range(start, min(n, start + batch_size))])

@@ -54,11 +54,14 @@ CHECKPOINT_LAYOUTS: dict[str, CheckpointLayout] = {
 class InferenceParams(Strict):
     """Where every evaluating step runs (stage reports, anchor captions, the evaluate stage): ``device``
     ``auto`` (this process's GPU when there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``;
-    ``precision`` ``32-true`` or ``bf16-mixed``; ``batch_size`` of the stages' evaluation batches."""
+    ``precision`` ``32-true`` or ``bf16-mixed``; ``batch_size`` of the stages' evaluation batches;
+    ``read_workers``: processes that read (for span triplets: decode) the samples of those batches ahead
+    of the model, 0 for the evaluating process itself."""
 
     device: str = "auto"
     precision: Precision = "32-true"
     batch_size: int = Field(32, ge=1)
+    read_workers: int = Field(0, ge=0)
 
 
 class RunParams(Strict):

@@ -95,6 +95,12 @@ class TrainValDataModule(SamplesDataModule):
         self.val_collate_fn = val_collate_fn or collate_fn
 
     def val_dataloader(self) -> DataLoader:
+        # in order, so workers (which decode span triplets' clips) change nothing but the speed
         return DataLoader(
-            self.val, batch_size=self.batch_size, shuffle=False, num_workers=0, collate_fn=self.val_collate_fn
+            self.val,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self.val_collate_fn,
+            persistent_workers=self.num_workers > 0,
         )

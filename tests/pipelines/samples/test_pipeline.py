@@ -1,11 +1,13 @@
 """The samples node: every split's triplets with the caption stage's captions, made once per run by each
 stage that trains or evaluates."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from vans_pipelines.pipeline_registry import register_pipelines
 from vans_pipelines.pipelines.samples.nodes import make_samples
+from vans_pipelines.samples import ordered_batches
 from vans_pipelines.world import render_split
 
 GEOMETRY = {"context_frames": 4, "target_frames": 4, "height": 16, "width": 16}
@@ -51,3 +53,20 @@ def test_each_stage_that_trains_or_evaluates_makes_its_samples_once():
         assert nodes[0] == "make_samples_node" or "caption_triplets_node" in nodes, name
     for name in ("ingest", "caption"):
         assert "make_samples_node" not in {n.name for n in pipelines[name].nodes}
+
+
+def test_evaluation_batches_read_in_worker_processes_are_the_same_batches(splits):
+    """``run.inference.read_workers``: ordered batches come from DataLoader workers, unchanged."""
+    train, val, test = splits
+    in_process = make_samples(train, val, test, caption_table(*splits), fps=8.0)
+    by_workers = make_samples(train, val, test, caption_table(*splits), fps=8.0, read_workers=2)
+    assert by_workers.train.read_workers == 2
+    expected = list(ordered_batches(in_process.train, 2))
+    got = list(ordered_batches(by_workers.train, 2))
+    assert [start for start, _ in got] == [start for start, _ in expected] == [0, 2]
+    for (_, a), (_, b) in zip(got, expected, strict=True):
+        assert a["sample_id"] == b["sample_id"] and a["caption"] == b["caption"]
+        assert np.array_equal(a["context"], b["context"]) and np.array_equal(a["target"], b["target"])
+    assert [s for _, b in ordered_batches(by_workers.train, 2, limit=1) for s in b["sample_id"]] == [
+        train.index["sample_id"].iloc[0]
+    ]

@@ -10,10 +10,15 @@ from vans_pipelines.triplets import TripletSet
 
 
 def make_samples(
-    train: TripletSet, val: TripletSet, test: TripletSet, captions: pd.DataFrame, fps: float
+    train: TripletSet,
+    val: TripletSet,
+    test: TripletSet,
+    captions: pd.DataFrame,
+    fps: float,
+    read_workers: int = 0,
 ) -> SplitSamples:
-    """Every split's samples with their captions; a sample without a caption is an error naming it."""
+    """Every split's samples with their captions, read by evaluation loops in ``read_workers`` processes
+    (``run.inference.read_workers``); a sample without a caption is an error naming it."""
     by_id = captions_by_id(captions)
-    return SplitSamples(
-        TripletSamples(train, by_id), TripletSamples(val, by_id), TripletSamples(test, by_id), fps
-    )
+    splits = (TripletSamples(split, by_id, read_workers) for split in (train, val, test))
+    return SplitSamples(*splits, fps)

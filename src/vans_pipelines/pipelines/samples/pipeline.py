@@ -17,6 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "test": "test_triplets",
                     "captions": "captions",
                     "fps": "params:ingest.clip.fps",
+                    "read_workers": "params:run.inference.read_workers",
                 },
                 "samples",
                 name="make_samples_node",

@@ -79,23 +79,27 @@ def ingest(
     return sum(len(s) for s in splits)
 
 
-def throughput(repeats: int, workers: int, gpu_tflops: float, mfu: float) -> dict:
+def throughput(repeats: int, workers: int, gpu_tflops: float, mfu: float, smoke: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "videos").mkdir()
-        folder = make_folder(Path(tmp) / "videos")
-        make_long_shot_videos(folder, 6)
+        if smoke:  # two of the long-shot videos alone
+            folder = Path(tmp) / "videos"
+            make_long_shot_videos(folder, 2)
+        else:
+            folder = make_folder(Path(tmp) / "videos")
+            make_long_shot_videos(folder, 6)
         files = sorted(folder.glob("*.mp4"))
         frames = decode_only(files, to_rgb=False)
-        out = {name: Path(tmp) / name for name in ("spans", "npz")}
+        out = {name: Path(tmp) / name for name in ("span", "npz")}
 
         def run(fmt: str, n: int, write: bool = True):
             return lambda: ingest(folder, out[fmt], PAPER_CLIP, PAPER_GEOMETRY, n, write, fmt)
 
         ways = {
             "decode": lambda: decode_only(files, to_rgb=False),
-            "ingest scan": run("spans", 1, write=False),
-            "spans, 1 worker": run("spans", 1),
-            f"spans, {workers} workers": run("spans", workers),
+            "ingest scan": run("span", 1, write=False),
+            "spans, 1 worker": run("span", 1),
+            f"spans, {workers} workers": run("span", workers),
             "npz clips, 1 worker": run("npz", 1),
             f"npz clips, {workers} workers": run("npz", workers),
         }
@@ -138,7 +142,7 @@ def read_back(out: dict[str, Path], gpu_tflops: float, mfu: float) -> dict:
     step consumes at paper size."""
     rates = {}
     for fmt, root in out.items():
-        dataset = TripletDataset(path=str(root / "train"), clip_format="span" if fmt == "spans" else "npz")
+        dataset = TripletDataset(path=str(root / "train"), clip_format=fmt)
         triplets = dataset.load()
         order = np.random.default_rng(0).permutation(len(triplets))
         started = time.perf_counter()
@@ -150,16 +154,16 @@ def read_back(out: dict[str, Path], gpu_tflops: float, mfu: float) -> dict:
     workers = {fmt: math.ceil(consumed / rate) for fmt, rate in rates.items()}
     print(
         f"read back in one process (a DataLoader worker), train split in random order: "
-        f"spans {rates['spans']:.1f} triplets/s, npz {rates['npz']:.1f} triplets/s"
+        f"spans {rates['span']:.1f} triplets/s, npz {rates['npz']:.1f} triplets/s"
     )
     print(
         f"one GPU's paper-size SFT VDM step: {flops / 1e12:.1f} TFLOP per sample (Wan2.1-1.3B forward + "
         f"backward, 33 frames at 352x640); at {gpu_tflops:g} TFLOP/s x MFU {mfu:g} it consumes "
-        f"{consumed:.2f} samples/s: {workers['spans']} span worker(s) or {workers['npz']} npz worker(s) "
+        f"{consumed:.2f} samples/s: {workers['span']} span worker(s) or {workers['npz']} npz worker(s) "
         "keep it fed"
     )
     return {
-        "spans_triplets_per_s": round(rates["spans"], 2),
+        "span_triplets_per_s": round(rates["span"], 2),
         "npz_triplets_per_s": round(rates["npz"], 2),
         "sft_vdm_tflop_per_sample": round(flops / 1e12, 2),
         "gpu_samples_per_s": round(consumed, 3),
@@ -293,15 +297,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu-tflops", type=float, default=989.0, help="dense bf16 peak (H100: 989)")
     parser.add_argument("--mfu", type=float, default=0.4, help="the share of the peak a training step gets")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--smoke", action="store_true", help="two videos, one repeat, a 3-video memory run (the tests run it)"
+    )
     parser.add_argument("--measure", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--format", default="npz", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.counts = 1, "3"
     if args.measure:
         measure_memory(*args.measure, workers=args.workers, clip_format=args.format)
         return
-    figures: dict = {}
+    figures: dict = {"smoke": args.smoke}
     if not args.skip_throughput:
-        figures["throughput"] = throughput(args.repeats, args.workers, args.gpu_tflops, args.mfu)
+        figures["throughput"] = throughput(args.repeats, args.workers, args.gpu_tflops, args.mfu, args.smoke)
     figures["memory"] = memory([int(c) for c in args.counts.split(",")], 1)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

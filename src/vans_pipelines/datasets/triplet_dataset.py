@@ -30,7 +30,7 @@ from kedro.io import DatasetError
 from vans_pipelines.datasets._fs import FsspecDataset, atomic_directory
 from vans_pipelines.triplets import ClipPair, Shard, TripletSet, check_clip
 from vans_pipelines.video.io import decode_all, encode_video
-from vans_pipelines.video.spans import SPAN_COLUMNS, SpanClips, check_sources
+from vans_pipelines.video.spans import SPAN_COLUMNS, SpanClips, check_sources, is_local
 from vans_pipelines.video.streaming import bounded_map
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -99,7 +99,7 @@ class TripletDataset(FsspecDataset):
             index = self._read_index(self._path)
             if self._clip_format == "span":
                 return self._span_set(index)
-            return TripletSet(index, lambda sid: self._read_clips(self._path, sid))
+            return TripletSet(self._resolved(index), lambda sid: self._read_clips(self._path, sid))
         if self._fs.isdir(self._shards_root()):
             return self._load_shards()
         raise DatasetError(f"no triplet set at {self._path} ({index_path} is missing); run ingest first")
@@ -112,7 +112,7 @@ class TripletDataset(FsspecDataset):
                 f"{self._path}: clip_format is span, but the saved index has no {missing}; was it written "
                 "with another clip_format?"
             )
-        index = index.assign(source_uri=[self._resolve(uri) for uri in index["source_uri"]])
+        index = self._resolved(index)
         if self._verify_sources:
             problems = check_sources(index)
             if problems:
@@ -123,21 +123,33 @@ class TripletDataset(FsspecDataset):
                 )
         return TripletSet(index, SpanClips(index))
 
-    def _is_local(self) -> bool:
-        protocols = self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)
-        return "file" in protocols
+    def _stored(self, index: pd.DataFrame) -> pd.DataFrame:
+        """The index as saved: a local source file (``source_uri``, real videos) relative to this set's
+        folder when the set is local too, so neither the machine's paths nor the project's place are
+        written (the project moves as a whole); a URL as it is."""
+        if "source_uri" not in index.columns or not is_local(self._fs):
+            return index
+        root = self._path.rstrip("/")
+        return index.assign(
+            source_uri=[
+                posixpath.relpath(uri, root) if isinstance(uri, str) and posixpath.isabs(uri) else uri
+                for uri in index["source_uri"]
+            ]
+        )
 
-    def _relative(self, uri: str) -> str:
-        """How the index stores a source: a local file relative to this set's folder when the set is
-        local too (the project moves as a whole), anything else as it is."""
-        if self._is_local() and "://" not in uri and posixpath.isabs(uri):
-            return posixpath.relpath(uri, self._path.rstrip("/"))
-        return uri
-
-    def _resolve(self, uri: str) -> str:
-        if "://" in uri or posixpath.isabs(uri) or not self._is_local():
-            return uri
-        return posixpath.normpath(posixpath.join(self._path.rstrip("/"), uri))
+    def _resolved(self, index: pd.DataFrame) -> pd.DataFrame:
+        """The saved index with each relative ``source_uri`` made a path again (:meth:`_stored`)."""
+        if "source_uri" not in index.columns or not is_local(self._fs):
+            return index
+        root = self._path.rstrip("/")
+        return index.assign(
+            source_uri=[
+                posixpath.normpath(posixpath.join(root, uri))
+                if isinstance(uri, str) and "://" not in uri and not posixpath.isabs(uri)
+                else uri
+                for uri in index["source_uri"]
+            ]
+        )
 
     def _read_index(self, root: str) -> pd.DataFrame:
         with self._fs.open(self._index_path(root), "rb") as f:
@@ -179,7 +191,7 @@ class TripletDataset(FsspecDataset):
         index = index.reset_index(drop=True)
         if self._clip_format == "span":
             return self._span_set(index)
-        return TripletSet(index, lambda sid: self._read_clips(home[sid], sid))
+        return TripletSet(self._resolved(index), lambda sid: self._read_clips(home[sid], sid))
 
     def _read_clips(self, root: str, sample_id: str) -> ClipPair:
         paths = self._clip_paths(root, sample_id)
@@ -221,8 +233,7 @@ class TripletDataset(FsspecDataset):
 
     def _write_set(self, root: str, data: TripletSet) -> None:
         if self._clip_format == "span":  # the index is the whole set
-            index = data.index.assign(source_uri=[self._relative(uri) for uri in data.index["source_uri"]])
-            self._write_index(root, index)
+            self._write_index(root, data.index)
             return
         # Clips are encoded (zlib / H.264, which release the GIL) in a few threads, a bounded number
         # queued, so writing keeps up with clips decoded in worker processes.
@@ -241,7 +252,7 @@ class TripletDataset(FsspecDataset):
 
     def _write_index(self, root: str, index: pd.DataFrame) -> None:
         buf = io.BytesIO()
-        index.to_parquet(buf, index=False)
+        self._stored(index).to_parquet(buf, index=False)
         with self._fs.open(self._index_path(root), "wb") as f:
             f.write(buf.getvalue())
 

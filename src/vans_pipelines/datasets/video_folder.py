@@ -13,7 +13,7 @@ import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
 from vans_pipelines.datasets._fs import resolve_filesystem
-from vans_pipelines.video.spans import fingerprint
+from vans_pipelines.video.spans import fingerprint, is_local
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class VideoFile:
 
     @property
     def is_local(self) -> bool:
-        protocols = self._fs.protocol if isinstance(self._fs.protocol, tuple) else (self._fs.protocol,)
-        return "file" in protocols
+        return is_local(self._fs)
 
     @property
     def uri(self) -> str:

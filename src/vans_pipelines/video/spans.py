@@ -59,12 +59,17 @@ def fingerprint(fs: fsspec.AbstractFileSystem, path: str, size: int | None = Non
     return f"{size}:{digest.hexdigest()}"
 
 
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether ``fs`` is this machine's own filesystem (its paths are what PyAV and ``os`` open)."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols
+
+
 def open_source(uri: str) -> str | IO[bytes]:
     """What PyAV should open for ``uri``: a local path as is (PyAV reads and seeks it fastest), anything
     else (``s3://``, ``memory://``, ...) as a seekable file object of its fsspec filesystem."""
     fs, path = fsspec.core.url_to_fs(uri)
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return path if "file" in protocols else fs.open(path, "rb")
+    return path if is_local(fs) else fs.open(path, "rb")
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def test_the_paper_recipe_runs_every_stage_on_real_layout_checkpoints(paper_proj
 
 def test_the_paper_recipe_names_each_missing_checkpoint_before_any_node_runs(project_copy):
     with pytest.raises(ParameterError) as error:
-        run(project_copy, ["ingest"], env="paper")
+        run(project_copy, STAGES, env="paper")
     message = str(error.value)
     for key, expected in (
         ("checkpoints.qwen2_5_vl", "Qwen2.5-VL checkpoint folder"),
@@ -178,6 +178,21 @@ def test_the_paper_recipe_names_each_missing_checkpoint_before_any_node_runs(pro
     ):
         assert f"{key}: not set; expected a {expected}" in message
     assert not any((project_copy / "data").rglob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_ingest_needs_no_checkpoint_and_the_next_stage_names_its_own(project_copy):
+    """The README's `kedro run --env paper --pipelines ingest` runs before any checkpoint is set; a stage
+    that loads models names only the checkpoints it needs."""
+    write_world_videos(project_copy / "data" / "01_raw", per_family=2)
+    run(project_copy, ["ingest"], SHRUNK, env="paper")
+    triplets = project_copy / "data" / "02_intermediate" / "triplets"
+    assert len(pd.read_parquet(triplets / "train" / "index.parquet")) > 0
+    with pytest.raises(ParameterError) as error:
+        run(project_copy, ["sft"], SHRUNK, env="paper")
+    message = str(error.value)
+    assert "checkpoints.qwen2_5_vl: not set" in message and "checkpoints.wan2_1: not set" in message
+    assert "checkpoints.clip" not in message and "checkpoints.fvd_extractor" not in message
 
 
 def test_a_wrong_checkpoint_folder_is_named_with_what_was_expected(paper_project, tmp_path):

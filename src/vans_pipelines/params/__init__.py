@@ -119,43 +119,46 @@ PATH_LAYOUTS: dict[str, layouts.CheckpointLayout] = {
 
 def model_path_error(key: str, path: str | None) -> str | None:
     """Why ``path`` (a folder, or a hub id in the local Hugging Face cache) cannot be loaded as what ``key``
-    needs (:data:`PATH_LAYOUTS`), if it cannot."""
-    if path is None:
-        return None
+    needs (:data:`PATH_LAYOUTS`), if it cannot; ``None`` is a path not set."""
     layout = PATH_LAYOUTS.get(key)
+    expected = f"; expected {layout.describe()}" if layout else ""
+    if path is None:
+        return f"{key}: not set{expected}"
     if not Path(path).is_dir():
         if path.count("/") == 1 and not path.startswith((".", "/")):
             from huggingface_hub import try_to_load_from_cache
 
             if isinstance(try_to_load_from_cache(path, "config.json"), str):
                 return None
-        expected = f"; expected {layout.describe()}" if layout else ""
         return (
             f"{key}: {path!r} is neither a folder nor a model in the local Hugging Face cache "
             f"(no hub access){expected}"
         )
     problem = layout.problem(path) if layout else None
-    return f"{key}: {problem}; expected {layout.describe()}" if layout and problem else None
+    return f"{key}: {problem}{expected}" if layout and problem else None
 
 
 def model_paths(parsed: dict[str, Any]) -> dict[str, str | None]:
-    """Every checkpoint path the parameters name, by dotted key."""
+    """Every checkpoint path the parameters need, by dotted key (``None``: needed but not set): a model
+    whose source is ``pretrained`` (or a CLIP scorer) needs one; the captioner's is optional (only real
+    videos need it, which the caption stage says when it meets them)."""
     paths: dict[str, str | None] = {}
     if "caption" in parsed:
         caption: CaptionParams = parsed["caption"]
-        paths["caption.captioner.path"] = caption.captioner.path
-        paths["caption.tokenizer.path"] = (
-            caption.tokenizer.path if caption.tokenizer.source == "pretrained" else None
-        )
-        paths["caption.scorer.path"] = caption.scorer.path if caption.scorer.kind == "clip" else None
+        if caption.captioner.path is not None:
+            paths["caption.captioner.path"] = caption.captioner.path
+        if caption.tokenizer.source == "pretrained":
+            paths["caption.tokenizer.path"] = caption.tokenizer.path
+        if caption.scorer.kind == "clip":
+            paths["caption.scorer.path"] = caption.scorer.path
     if "sft" in parsed:
         sft: SFTParams = parsed["sft"]
         for name in ("vlm", "vdm"):
             model = getattr(sft, name).model
-            paths[f"sft.{name}.model.path"] = model.path if model.source == "pretrained" else None
-    if "evaluate" in parsed:
-        fvd = parsed["evaluate"].fvd
-        paths["evaluate.fvd.path"] = fvd.path if fvd.kind == "pretrained" else None
+            if model.source == "pretrained":
+                paths[f"sft.{name}.model.path"] = model.path
+    if "evaluate" in parsed and parsed["evaluate"].fvd.kind == "pretrained":
+        paths["evaluate.fvd.path"] = parsed["evaluate"].fvd.path
     return paths
 
 
@@ -180,13 +183,32 @@ def _checkpoint_of(parsed: dict[str, Any], key: str, path: str | None) -> str | 
 
 
 def check_run(parsed: dict[str, Any], sections: set[str]) -> None:
-    """Checks for the ``sections`` a run's nodes read: checkpoint paths exist, training batches fit the
-    (synthetic) train split. :class:`ParameterError` naming the keys."""
-    errors = []
+    """Checks for the ``sections`` a run's nodes read (so ``--pipelines ingest`` needs no checkpoint):
+    checkpoint paths are set and hold what they should, training batches fit the (synthetic) train split.
+    :class:`ParameterError` naming the keys; a path a recipe takes from its ``checkpoints`` entry
+    (conf/paper) is named by that entry, where the user sets it."""
+    errors, unset = [], []
+    checkpoints: CheckpointParams | None = parsed.get("checkpoints")
     for key, path in model_paths(parsed).items():
-        if key.split(".")[0] in sections and (error := model_path_error(key, path)):
-            source = _checkpoint_of(parsed, key, path)
-            errors.append(f"{error} (set by {source})" if source else error)
+        if key.split(".")[0] not in sections or not (error := model_path_error(key, path)):
+            continue
+        name = PATH_CHECKPOINTS.get(key)
+        if (
+            path is None
+            and checkpoints is not None
+            and name is not None
+            and getattr(checkpoints, name) is None
+        ):
+            if name not in unset:
+                unset.append(name)
+            continue
+        source = _checkpoint_of(parsed, key, path)
+        errors.append(f"{error} (set by {source})" if source else error)
+    errors.extend(
+        f"checkpoints.{name}: not set; expected {CHECKPOINT_LAYOUTS[name].describe()}" for name in unset
+    )
+    if unset:
+        errors.append("(give them with --params checkpoints.<name>=PATH,... or in conf/<env>/globals.yml)")
     ingest: IngestParams | None = parsed.get("ingest")
     batches = {}
     if "caption" in parsed and "caption" in sections:
@@ -216,17 +238,6 @@ def parse_section(name: str, raw: Any) -> Any:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(format_errors(err, name))) from None
 
 
-def _unset_checkpoint_hint(checkpoints: CheckpointParams, errors: list[str]) -> list[str]:
-    """When model paths are missing and the recipe names its checkpoints in one place (conf/paper), the
-    error says which of those are unset, what each must be and how to give it."""
-    unset = [name for name, path in checkpoints.model_dump().items() if path is None]
-    if not unset or not any("path" in error for error in errors):
-        return []
-    return [
-        f"checkpoints.{name}: not set; expected {CHECKPOINT_LAYOUTS[name].describe()}" for name in unset
-    ] + ["(give them with --params checkpoints.<name>=PATH,... or in conf/<env>/globals.yml)"]
-
-
 def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Check every known section of ``params`` and the rules that span sections; return the models."""
     parsed, errors = {}, []
@@ -237,8 +248,6 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
             parsed[name] = parse_section(name, params[name])
         except ParameterError as err:
             errors.extend(str(err).splitlines()[1:])
-    if errors and "checkpoints" in parsed:
-        errors.extend(_unset_checkpoint_hint(parsed["checkpoints"], errors))
     if not errors and "ingest" in parsed:
         ingest: IngestParams = parsed["ingest"]
         geometry = parsed.get("video_geometry", VideoGeometry())

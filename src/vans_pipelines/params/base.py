@@ -24,18 +24,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def path_required(field: str, value: str, message: str):
-    """A model validator for a model chosen by ``field``: when it is ``value`` (a pretrained model, a
-    real scorer) the section's ``path`` must be given, else ``message`` is the error."""
-
-    def check(self):
-        if getattr(self, field) == value and not self.path:
-            raise ValueError(message)
-        return self
-
-    return model_validator(mode="after")(check)
-
-
 def check_grpo_lora(lora: LoraSpec) -> None:
     """GRPO's ratio compares the update's log-probs with the rollout's: with LoRA dropout the two passes
     drop different units, so on the first iteration the ratio is no longer exactly 1."""

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from vans_pipelines.models.scorer import TinyScorerSpec
-from vans_pipelines.params.base import Strict, path_required
+from vans_pipelines.params.base import Strict
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 
@@ -31,8 +31,6 @@ class ScorerParams(Strict):
     tiny: TinyScorerSpec = TinyScorerSpec()
     optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=10)
     trainer: TrainerConfig = TrainerConfig(max_steps=400, batch_size=32, checkpoint_every_n_steps=100)
-
-    _path_given = path_required("kind", "clip", "kind 'clip' needs a path to a CLIPModel checkpoint")
 
 
 class CaptionParams(Strict):

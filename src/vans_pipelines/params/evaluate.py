@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vans_pipelines.params.base import Strict, path_required
+from vans_pipelines.params.base import Strict
 
 
 class FVDParams(Strict):
@@ -15,10 +15,6 @@ class FVDParams(Strict):
 
     kind: Literal["scorer", "pretrained"] = "scorer"
     path: str | None = None
-
-    _path_given = path_required(
-        "kind", "pretrained", "path: a pretrained FVD feature extractor needs a model folder"
-    )
 
 
 class GridParams(Strict):

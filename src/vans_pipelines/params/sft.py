@@ -10,7 +10,7 @@ from vans_pipelines.models.flow_matching import FlowMatchingRecipe
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec
 from vans_pipelines.models.vdm import Conditioning
-from vans_pipelines.params.base import Strict, path_required
+from vans_pipelines.params.base import Strict
 from vans_pipelines.training.trainer import EMAConfig, OptimConfig, TrainerConfig
 
 
@@ -19,9 +19,7 @@ class ModelSource(Strict):
     folder or a hub id already in the local Hugging Face cache."""
 
     source: Literal["tiny", "pretrained"] = "tiny"
-    path: str | None = None
-
-    _path_given = path_required("source", "pretrained", "source 'pretrained' needs a path")
+    path: str | None = None  # needed by ``pretrained``: checked for the stages a run runs (``check_run``)
 
 
 class VLMEvalParams(Strict):

@@ -7,7 +7,15 @@ import torch
 from vans_pipelines.models.lora import LoraSpec, adapters_disabled
 from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.vdm import Conditioning, to_uint8_video
-from vans_pipelines.rl.flow_sde import SDEConfig, gaussian_kl, sample_sde, sde_step, sigma_cap, step_kl
+from vans_pipelines.rl.flow_sde import (
+    SDEConfig,
+    gaussian_kl,
+    policy_weight,
+    sample_sde,
+    sde_step,
+    sigma_cap,
+    step_kl,
+)
 
 
 def test_step_follows_the_flow_grpo_formulas():
@@ -60,7 +68,7 @@ def test_step_kl_forms_match_their_hand_formulas():
     sigma_t = a * np.sqrt(t / (1 - t))
     squared = ((policy.mean - ref.mean) ** 2).flatten(1).mean(1)
     flow_grpo = squared / (2 * sigma_t**2)  # Flow-GRPO's train_sd3.py
-    exact = squared / (2 * sigma_t**2 * (t - t_next))  # KL(N(mean, std^2) || N(ref, std^2))
+    exact = squared / (2 * sigma_t**2 * (t - t_next))  # KL(N(mean, std^2) || N(ref, std^2)); train_wan2_1.py
     torch.testing.assert_close(step_kl(policy, ref.mean, "flow_grpo"), flow_grpo)
     torch.testing.assert_close(step_kl(policy, ref.mean, "exact"), exact)
     torch.testing.assert_close(step_kl(policy, ref.mean), flow_grpo)  # the default
@@ -103,9 +111,22 @@ def test_sde_config_windows_and_errors():
         SDEConfig(num_steps=4, window_start=3, window_end=2)
     with pytest.raises(ValueError, match="noise_level: "):
         SDEConfig(noise_level=-1)
-    assert SDEConfig().kl_form == "flow_grpo"
+    assert SDEConfig().kl_form == "flow_grpo" and SDEConfig().policy_scale == "none"
     with pytest.raises(ValueError, match="kl_form: "):
         SDEConfig(kl_form="k3")
+    with pytest.raises(ValueError, match="policy_scale: "):
+        SDEConfig(policy_scale="wan")
+
+
+def test_the_wan_policy_weight_is_sigma_t_over_sqrt_dt():
+    """Flow-GRPO's train_wan2_1.py: policy_loss * std_dev_t / sqrt(-dt) (its step returns sqrt(-dt) as dt)."""
+    x, v = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    step = sde_step(x, v, 0.9, 0.7, 0.7, generator=torch.Generator().manual_seed(0))
+    sigma_t = 0.7 * np.sqrt(0.9 / 0.1)
+    assert policy_weight(step, "sigma_over_sqrt_dt") == pytest.approx(sigma_t / np.sqrt(0.2), rel=1e-5)
+    assert policy_weight(step) == 1.0
+    with pytest.raises(ValueError, match="policy_scale"):
+        policy_weight(step, "wan")
 
 
 @pytest.fixture(scope="module")

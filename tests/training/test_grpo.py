@@ -415,3 +415,41 @@ def test_stage2_reference_means_are_computed_once_per_rollout(world):
     second = [float(loss) for loss, _ in trajectory_losses(vdm, sampled, advantages, keep, grpo, sde)]
     assert len(calls) == 2 * 2 + 2  # the policy only
     assert second == first
+
+
+def test_stage2_wan_policy_scale_weighs_each_steps_policy_term_not_its_kl(world):
+    """``sde.policy_scale: sigma_over_sqrt_dt`` (Flow-GRPO's Wan2.1 script): on-policy, each step's loss is
+    -mean(advantage) x sigma_t / sqrt|dt| plus the KL term, which keeps its weight."""
+    train, _, _, vdm, _ = world
+    vdm = copy.deepcopy(vdm)
+    vdm.start_adapter(LoraSpec(rank=4, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
+    with torch.no_grad():  # a moved adapter, so the KL to the reference is not 0
+        for name, parameter in vdm.transformer.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
+    advantages, keep = torch.tensor([1.0, -0.5, 0.75, 0.25]), torch.ones(4, dtype=torch.bool)
+    losses = {}
+    for scale in ("none", "sigma_over_sqrt_dt"):
+        sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2, policy_scale=scale)
+        sampled = sample_trajectories(
+            vdm,
+            ["a", "a", "b", "b"],
+            np.stack([train[i]["context"] for i in (0, 0, 1, 1)]),
+            4,
+            sde,
+            torch.Generator().manual_seed(0),
+        )
+        grpo = GRPOConfig(group_size=2, beta=0.01)
+        losses[scale] = [
+            (float(loss), stats.kl_mean)
+            for loss, stats in trajectory_losses(vdm, sampled, advantages, keep, grpo, sde)
+        ]
+    sigmas = vdm.sigmas(3)
+    cap = float(sigmas[1])
+    for k, ((plain, kl), (weighted, kl_weighted)) in enumerate(zip(*losses.values(), strict=True)):
+        t, t_next = float(sigmas[k]), float(sigmas[k + 1])
+        weight = 0.7 * np.sqrt(t / (1 - min(t, cap))) / np.sqrt(t - t_next)
+        assert kl == pytest.approx(kl_weighted) and kl > 0
+        policy = -float(advantages.mean()) / 2  # ratio 1: -mean advantage, over the 2 trained steps
+        assert plain == pytest.approx(policy + 0.01 * kl / 2, rel=1e-4)
+        assert weighted == pytest.approx(weight * policy + 0.01 * kl / 2, rel=1e-4)

@@ -17,10 +17,16 @@ size.
 The KL between the policy's and the reference's step Gaussians (same std, different means) comes in two
 forms (``SDEConfig.kl_form``):
 
-- ``flow_grpo``: ``|mean - ref|^2 / (2 sigma_t^2)``, what Flow-GRPO's ``train_sd3.py`` computes and what the
-  paper's beta (0.004) was tuned with;
+- ``flow_grpo``: ``|mean - ref|^2 / (2 sigma_t^2)``, what Flow-GRPO's ``train_sd3.py`` computes (its SD3
+  step returns ``sigma_t`` alone);
 - ``exact``: ``|mean - ref|^2 / (2 (sigma_t sqrt|dt|)^2)``, the exact KL of the two step Gaussians, which is
-  the ``flow_grpo`` form divided by ``|dt|``.
+  the ``flow_grpo`` form divided by ``|dt|``, and what Flow-GRPO's ``train_wan2_1.py`` computes (its Wan
+  step returns ``sigma_t`` and ``sqrt|dt|`` and the KL divides by their product squared).
+
+Flow-GRPO's Wan2.1 script also weighs each step's policy loss (not its KL) by ``sigma_t / sqrt|dt|``
+(``SDEConfig.policy_scale: sigma_over_sqrt_dt``): a step's log-probability gradient carries a factor
+``sqrt|dt| / sigma_t`` (the mean moves by ``O(|dt|)``, the std is ``sigma_t sqrt|dt|``), which the weight
+takes out, so every trained step pulls with the same strength whatever its noise level and size.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Literal
 import torch
 
 KLForm = Literal["flow_grpo", "exact"]
+PolicyScale = Literal["none", "sigma_over_sqrt_dt"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -107,6 +114,17 @@ def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -
     return ((mean.float() - ref_mean.float()) ** 2 / (2 * std.float() ** 2)).flatten(1).mean(dim=1)
 
 
+def policy_weight(step: SDEStep, scale: PolicyScale = "none") -> float:
+    """The weight of one trained step's policy loss: 1, or ``sigma_t / sqrt|dt|`` (Flow-GRPO's Wan2.1
+    script; module docstring)."""
+    if scale == "none":
+        return 1.0
+    if scale == "sigma_over_sqrt_dt":
+        sigma_t = step.sigma_t.float().mean()
+        return float(sigma_t / (step.std.float().mean() / sigma_t))
+    raise ValueError(f"policy_scale: must be none or sigma_over_sqrt_dt, got {scale!r}")
+
+
 def step_kl(policy: SDEStep, ref_mean: torch.Tensor, form: KLForm = "flow_grpo") -> torch.Tensor:
     """The stage-2 KL to the reference policy for one SDE step → ``[N]``: ``exact`` scales by the step's
     std ``sigma_t sqrt|dt|``, ``flow_grpo`` by ``sigma_t`` alone (see the module docstring)."""
@@ -127,6 +145,7 @@ class SDEConfig:
     window_start: int = 0
     window_end: int | None = None  # None: to the last step
     kl_form: KLForm = "flow_grpo"  # how the KL to the reference is scaled (module docstring)
+    policy_scale: PolicyScale = "none"  # each trained step's policy loss weight (module docstring)
     # Keep the stochastic steps' autograd graphs from sampling (Trajectory.graphs), so a training update
     # right after the rollout need not run the model on those steps again. Memory: one graph per
     # stochastic step at once (off for large models).
@@ -140,6 +159,8 @@ class SDEConfig:
             raise ValueError(f"noise_level: must be >= 0, got {self.noise_level}")
         if self.kl_form not in ("flow_grpo", "exact"):
             raise ValueError(f"kl_form: must be flow_grpo or exact, got {self.kl_form!r}")
+        if self.policy_scale not in ("none", "sigma_over_sqrt_dt"):
+            raise ValueError(f"policy_scale: must be none or sigma_over_sqrt_dt, got {self.policy_scale!r}")
         if not 0 <= self.window_start < end <= self.num_steps:
             raise ValueError(
                 f"window_start: needs 0 <= window_start < window_end <= num_steps = {self.num_steps}, "

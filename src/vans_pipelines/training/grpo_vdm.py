@@ -28,6 +28,7 @@ from vans_pipelines.rl.flow_sde import (
     SDEConfig,
     SDEStep,
     Trajectory,
+    policy_weight,
     sample_sde,
     sde_step,
     sigma_cap,
@@ -221,8 +222,10 @@ def trajectory_losses(
                         vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond
                     ).mean
             kl = step_kl(step, cached[i], sde.kl_form).unsqueeze(1)
+        # a positive weight on the advantages scales the policy term alone, not the KL
+        weighted = advantages * policy_weight(step, sde.policy_scale)
         loss, stats = clipped_policy_loss(
-            logp, old.to(logp.device), advantages, torch.ones_like(logp), grpo, kl, keep=mask
+            logp, old.to(logp.device), weighted, torch.ones_like(logp), grpo, kl, keep=mask
         )
         yield loss / len(steps), stats
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vans_pipelines.params import SECTIONS, ParameterError, validate_parameters
+from vans_pipelines.params import SECTIONS, ParameterError, check_run, validate_parameters
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -141,3 +141,17 @@ def test_conf_base_sets_every_field_and_the_code_defaults_are_the_same():
             f"{k}: code {v!r}, conf/base {configured[k]!r}" for k, v in defaults.items() if configured[k] != v
         ]
     assert unset == [] and differ == []
+
+
+def test_model_paths_are_checked_for_the_stages_a_run_runs_only():
+    """A pretrained source without a path parses (ingest alone needs no checkpoint); a run of the stage
+    that loads it names the key and, when the recipe's checkpoint entry is unset too, that entry."""
+    parsed = validate_parameters(
+        {"sft": {"vdm": {"model": {"source": "pretrained", "path": None}}}, "checkpoints": {}}
+    )
+    check_run(parsed, {"ingest"})
+    with pytest.raises(ParameterError) as error:
+        check_run(parsed, {"sft"})
+    message = str(error.value)
+    assert "sft.vdm.model.path: not set; expected a Wan2.1 diffusers folder" in message
+    assert "checkpoints.wan2_1: not set" in message and "checkpoints.qwen2_5_vl" not in message

@@ -185,25 +185,20 @@ def _checkpoint_of(parsed: dict[str, Any], key: str, path: str | None) -> str | 
 def check_run(parsed: dict[str, Any], sections: set[str]) -> None:
     """Checks for the ``sections`` a run's nodes read (so ``--pipelines ingest`` needs no checkpoint):
     checkpoint paths are set and hold what they should, training batches fit the (synthetic) train split.
-    :class:`ParameterError` naming the keys; a path a recipe takes from its ``checkpoints`` entry
-    (conf/paper) is named by that entry, where the user sets it."""
+    :class:`ParameterError` naming the keys, and for a path not set the ``checkpoints`` entry a recipe
+    (conf/paper) takes it from, where the user sets it."""
     errors, unset = [], []
     checkpoints: CheckpointParams | None = parsed.get("checkpoints")
     for key, path in model_paths(parsed).items():
         if key.split(".")[0] not in sections or not (error := model_path_error(key, path)):
             continue
-        name = PATH_CHECKPOINTS.get(key)
-        if (
-            path is None
-            and checkpoints is not None
-            and name is not None
-            and getattr(checkpoints, name) is None
-        ):
-            if name not in unset:
-                unset.append(name)
-            continue
         source = _checkpoint_of(parsed, key, path)
         errors.append(f"{error} (set by {source})" if source else error)
+        # a recipe that names its checkpoints once (conf/paper) takes the path from there
+        name = PATH_CHECKPOINTS.get(key)
+        entry_unset = checkpoints is not None and name is not None and getattr(checkpoints, name) is None
+        if path is None and entry_unset and name not in unset:
+            unset.append(name)
     errors.extend(
         f"checkpoints.{name}: not set; expected {CHECKPOINT_LAYOUTS[name].describe()}" for name in unset
     )

@@ -391,14 +391,16 @@ def test_stage2_with_kept_graphs_trains_the_same_adapter_with_fewer_model_calls(
     assert calls.count(True) == calls.count(False) - rollouts * 2
 
 
-def test_stage2_reference_means_are_computed_once_per_rollout(world):
-    """The reference policy does not train: later updates of the same rollout reuse its step means."""
-    train, _, _, vdm, _ = world
+def adapted_copy(vdm):
+    """A copy of ``vdm`` with a fresh LoRA adapter on its attention (a stage-2 policy)."""
     vdm = copy.deepcopy(vdm)
     vdm.start_adapter(LoraSpec(rank=4, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
-    sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2)
-    grpo = GRPOConfig(group_size=2, num_iterations=2, beta=0.01)
-    sampled = sample_trajectories(
+    return vdm
+
+
+def two_prompt_rollout(vdm, train, sde):
+    """One seeded rollout of two groups of two (captions "a" and "b" on the first two train contexts)."""
+    return sample_trajectories(
         vdm,
         ["a", "a", "b", "b"],
         np.stack([train[i]["context"] for i in (0, 0, 1, 1)]),
@@ -406,6 +408,15 @@ def test_stage2_reference_means_are_computed_once_per_rollout(world):
         sde,
         torch.Generator().manual_seed(0),
     )
+
+
+def test_stage2_reference_means_are_computed_once_per_rollout(world):
+    """The reference policy does not train: later updates of the same rollout reuse its step means."""
+    train, _, _, vdm, _ = world
+    vdm = adapted_copy(vdm)
+    sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2)
+    grpo = GRPOConfig(group_size=2, num_iterations=2, beta=0.01)
+    sampled = two_prompt_rollout(vdm, train, sde)
     calls = []
     velocity = vdm.velocity
     vdm.velocity = lambda *a: calls.append(1) or velocity(*a)
@@ -421,8 +432,7 @@ def test_stage2_wan_policy_scale_weighs_each_steps_policy_term_not_its_kl(world)
     """``sde.policy_scale: sigma_over_sqrt_dt`` (Flow-GRPO's Wan2.1 script): on-policy, each step's loss is
     -mean(advantage) x sigma_t / sqrt|dt| plus the KL term, which keeps its weight."""
     train, _, _, vdm, _ = world
-    vdm = copy.deepcopy(vdm)
-    vdm.start_adapter(LoraSpec(rank=4, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
+    vdm = adapted_copy(vdm)
     with torch.no_grad():  # a moved adapter, so the KL to the reference is not 0
         for name, parameter in vdm.transformer.named_parameters():
             if "lora_B" in name:
@@ -431,14 +441,7 @@ def test_stage2_wan_policy_scale_weighs_each_steps_policy_term_not_its_kl(world)
     losses = {}
     for scale in ("none", "sigma_over_sqrt_dt"):
         sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2, policy_scale=scale)
-        sampled = sample_trajectories(
-            vdm,
-            ["a", "a", "b", "b"],
-            np.stack([train[i]["context"] for i in (0, 0, 1, 1)]),
-            4,
-            sde,
-            torch.Generator().manual_seed(0),
-        )
+        sampled = two_prompt_rollout(vdm, train, sde)
         grpo = GRPOConfig(group_size=2, beta=0.01)
         losses[scale] = [
             (float(loss), stats.kl_mean)

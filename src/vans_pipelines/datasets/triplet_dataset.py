@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import posixpath
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -127,26 +128,27 @@ class TripletDataset(FsspecDataset):
         """The index as saved: a local source file (``source_uri``, real videos) relative to this set's
         folder when the set is local too, so neither the machine's paths nor the project's place are
         written (the project moves as a whole); a URL as it is."""
-        if "source_uri" not in index.columns or not is_local(self._fs):
-            return index
-        root = self._path.rstrip("/")
-        return index.assign(
-            source_uri=[
-                posixpath.relpath(uri, root) if isinstance(uri, str) and posixpath.isabs(uri) else uri
-                for uri in index["source_uri"]
-            ]
-        )
+        return self._map_source_paths(index, posixpath.isabs, lambda uri, root: posixpath.relpath(uri, root))
 
     def _resolved(self, index: pd.DataFrame) -> pd.DataFrame:
         """The saved index with each relative ``source_uri`` made a path again (:meth:`_stored`)."""
+        return self._map_source_paths(
+            index,
+            lambda uri: "://" not in uri and not posixpath.isabs(uri),
+            lambda uri, root: posixpath.normpath(posixpath.join(root, uri)),
+        )
+
+    def _map_source_paths(
+        self, index: pd.DataFrame, applies: Callable[[str], bool], convert: Callable[[str, str], str]
+    ) -> pd.DataFrame:
+        """``index`` with ``convert(uri, set folder)`` applied to each ``source_uri`` that ``applies`` to,
+        when the set is on the local filesystem (elsewhere sources are kept as they are)."""
         if "source_uri" not in index.columns or not is_local(self._fs):
             return index
         root = self._path.rstrip("/")
         return index.assign(
             source_uri=[
-                posixpath.normpath(posixpath.join(root, uri))
-                if isinstance(uri, str) and "://" not in uri and not posixpath.isabs(uri)
-                else uri
+                convert(uri, root) if isinstance(uri, str) and applies(uri) else uri
                 for uri in index["source_uri"]
             ]
         )

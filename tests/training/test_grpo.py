@@ -456,3 +456,51 @@ def test_stage2_wan_policy_scale_weighs_each_steps_policy_term_not_its_kl(world)
         policy = -float(advantages.mean()) / 2  # ratio 1: -mean advantage, over the 2 trained steps
         assert plain == pytest.approx(policy + 0.01 * kl / 2, rel=1e-4)
         assert weighted == pytest.approx(weight * policy + 0.01 * kl / 2, rel=1e-4)
+
+
+def adapter_gradients(vdm, sampled, advantages, keep, grpo, sde, micro_batch_size):
+    """The adapter's gradients after back-propagating every step's loss (in micro-batches if given)."""
+    vdm.transformer.zero_grad(set_to_none=True)
+    total = 0.0
+    for loss, _ in trajectory_losses(vdm, sampled, advantages, keep, grpo, sde, micro_batch_size):
+        loss.backward()
+        total += float(loss)
+    named = vdm.transformer.named_parameters()
+    return total, {n: p.grad.clone() for n, p in named if p.requires_grad and p.grad is not None}
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
+def test_stage2_micro_batches_give_the_whole_batchs_loss_and_gradients(world, loss_type):
+    """Back-propagating a step's group in micro-batches (``grpo_vdm.micro_batch_size``) adds up to the same
+    loss and adapter gradients as the whole group at once, with a KL term, stored old log-probs and a
+    sample left out of the loss."""
+    train, _, _, vdm, _ = world
+    vdm = adapted_copy(vdm)
+    with torch.no_grad():  # a moved adapter: the ratio and the KL are not trivial
+        for name, parameter in vdm.transformer.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05, generator=torch.Generator().manual_seed(2))
+    sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2)
+    grpo = GRPOConfig(group_size=2, num_iterations=2, beta=0.01, loss_type=loss_type)
+    sampled = two_prompt_rollout(vdm, train, sde)
+    advantages, keep = torch.tensor([1.0, -0.5, 0.75, 0.25]), torch.tensor([1.0, 1.0, 0.0, 1.0])
+    whole_loss, whole = adapter_gradients(vdm, sampled, advantages, keep, grpo, sde, None)
+    assert whole and any(float(g.abs().max()) > 0 for g in whole.values())
+    for size in (1, 3):
+        loss, pieces = adapter_gradients(vdm, sampled, advantages, keep, grpo, sde, size)
+        assert loss == pytest.approx(whole_loss, rel=1e-5, abs=1e-8)
+        assert pieces.keys() == whole.keys()
+        for name, grad in whole.items():
+            torch.testing.assert_close(pieces[name], grad, rtol=1e-4, atol=1e-7)
+
+
+def test_stage2_micro_batches_refuse_kept_graphs(world):
+    train, _, _, vdm, _ = world
+    vdm = adapted_copy(vdm)
+    sde = SDEConfig(num_steps=3, noise_level=0.7, window_end=2, keep_graphs=True)
+    sampled = two_prompt_rollout(vdm, train, sde)
+    losses = trajectory_losses(
+        vdm, sampled, torch.zeros(4), torch.ones(4), GRPOConfig(group_size=2), sde, micro_batch_size=2
+    )
+    with pytest.raises(ValueError, match="keep_graphs"):
+        next(losses)

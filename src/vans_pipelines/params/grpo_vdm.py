@@ -42,6 +42,8 @@ class GRPOVDMParams(GRPOStageParams):
         max_steps=40, batch_size=4, checkpoint_every_n_steps=10, log_every_n_steps=1
     )
     sde: SDEConfig = SDEConfig(window_end=4, kl_form="exact", keep_graphs=True)
+    # clips per backward pass of a denoising step (None: the whole batch); same gradients, less memory
+    micro_batch_size: int | None = Field(None, ge=1)
     anchors: AnchorParams = AnchorParams()
     eval: GRPOVDMEvalParams = GRPOVDMEvalParams()
 
@@ -52,5 +54,10 @@ class GRPOVDMParams(GRPOStageParams):
             raise ValueError(
                 f"sde.noise_level: must be > 0 for stage-2 training (a stochastic step's log-prob is "
                 f"what GRPO trains on; 0 is the ODE sampler), got {self.sde.noise_level}"
+            )
+        if self.micro_batch_size is not None and self.sde.keep_graphs:
+            raise ValueError(
+                "micro_batch_size: needs sde.keep_graphs false (the kept graphs hold the whole batch's "
+                "steps at once, which is what micro-batching avoids)"
             )
         return self

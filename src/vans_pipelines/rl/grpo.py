@@ -170,21 +170,26 @@ def clipped_policy_loss(
     config: GRPOConfig,
     kl: torch.Tensor | None = None,
     *,
-    normaliser: int | None = None,
+    normaliser: float | torch.Tensor | None = None,
     keep: torch.Tensor | None = None,
+    rows: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, LossStats]:
     """The GRPO loss over rows of per-element log-probs ``[N, T]`` with ``mask`` ``[N, T]``.
 
     ``kl`` (per element, ``[N, T]``) is added with weight ``config.beta``. ``normaliser`` overrides the
     element count of ``dapo`` / the length of ``dr_grpo`` (e.g. when a loss is summed over chunks).
     ``keep`` (``[N]``, 1 / 0; see :func:`sample_mask`) leaves rows out entirely: the loss is that of the
-    kept rows alone."""
+    kept rows alone. ``rows`` overrides the number of (kept) rows the ``grpo`` and ``dr_grpo`` losses
+    average over: when these rows are one micro-batch of a larger batch, that batch's count, so the
+    micro-batches' losses add up to the whole batch's."""
     mask = mask.to(logp.dtype)
     kept_rows = logp.shape[0]
     if keep is not None:
         keep = keep.to(logp.dtype)
         mask = mask * keep.unsqueeze(1)
         kept_rows = keep.sum().clamp(min=1)
+    if rows is not None:
+        kept_rows = rows
     ratio = torch.exp(logp - old_logp)
     low, high = 1 - config.epsilon_low, 1 + config.epsilon_high
     clipped = torch.clamp(ratio, low, high)

@@ -88,7 +88,8 @@ class Trajectories:
     text: torch.Tensor
     cond: torch.Tensor
     clips: np.ndarray
-    reference_means: dict[int, torch.Tensor] = field(default_factory=dict)
+    # the reference's step means, by (step, first row, end row) of each micro-batch
+    reference_means: dict[tuple[int, int, int], torch.Tensor] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -121,11 +122,14 @@ def backward_trajectories(
     mask: torch.Tensor,
     grpo: GRPOConfig,
     sde: SDEConfig,
+    micro_batch_size: int | None = None,
 ) -> tuple[float, LossStats]:
     """Back-propagate (``module.manual_backward``) the loss of each trained step of a rollout's
-    trajectories in turn (:func:`trajectory_losses`); their total and merged statistics."""
+    trajectories in turn, in micro-batches of ``micro_batch_size`` clips (:func:`trajectory_losses`);
+    their total and merged statistics."""
     total, stats = 0.0, []
-    for loss, step_stats in trajectory_losses(vdm, trajectories, advantages, mask, grpo, sde):
+    losses = trajectory_losses(vdm, trajectories, advantages, mask, grpo, sde, micro_batch_size)
+    for loss, step_stats in losses:
         module.manual_backward(loss)
         total += float(loss.detach())
         stats.append(step_stats)
@@ -134,9 +138,11 @@ def backward_trajectories(
 
 @dataclass(frozen=True, kw_only=True)
 class Stage2Settings(GRPOSettings):
-    """Stage 2: the VDM samples its group with Flow-GRPO's SDE sampler (``sde``)."""
+    """Stage 2: the VDM samples its group with Flow-GRPO's SDE sampler (``sde``) and back-propagates it
+    ``micro_batch_size`` clips at a time (None: the whole batch at once)."""
 
     sde: SDEConfig
+    micro_batch_size: int | None = None
 
 
 class GRPOVDMModule(GRPOModule):
@@ -168,7 +174,14 @@ class GRPOVDMModule(GRPOModule):
         self, rollout: Rollout, advantages: torch.Tensor, mask: torch.Tensor, iteration: int
     ) -> tuple[float, LossStats]:
         return backward_trajectories(
-            self, self.vdm, rollout.trajectories, advantages, mask, self.grpo, self.sde
+            self,
+            self.vdm,
+            rollout.trajectories,
+            advantages,
+            mask,
+            self.grpo,
+            self.sde,
+            self.settings.micro_batch_size,
         )
 
 
@@ -195,39 +208,60 @@ def trajectory_losses(
     mask: torch.Tensor,
     grpo: GRPOConfig,
     sde: SDEConfig,
+    micro_batch_size: int | None = None,
 ) -> Iterator[tuple[torch.Tensor, LossStats]]:
     """The clipped GRPO loss of each trained denoising step of ``sampled`` (from
     :func:`sample_trajectories`), already divided by the number of steps so the losses sum to the mean over
     steps. Back-propagate each before taking the next: one transformer graph is alive at a time, so memory
-    does not grow with the number of steps. The first update after a rollout sampled with
+    does not grow with the number of steps. With ``micro_batch_size`` each step's loss comes in pieces of
+    that many clips, normalised by the whole group's count, so the pieces' gradients add up to the whole
+    step's while only one piece's graph is alive. The first update after a rollout sampled with
     ``sde.keep_graphs`` uses the graphs the sampler kept instead of running the model again."""
     trajectory, text, cond = sampled.trajectory, sampled.text, sampled.cond
     sigmas, cap = trajectory.sigmas, sigma_cap(trajectory.sigmas)
-    steps = trajectory.steps
+    steps, total = trajectory.steps, advantages.shape[0]
+    size = micro_batch_size or total
+    pieces = [slice(start, min(start + size, total)) for start in range(0, total, size)]
+    if len(pieces) > 1 and trajectory.graphs:
+        raise ValueError("micro-batching needs sde.keep_graphs false: the kept graphs hold the whole group")
+    # One normaliser for the whole group, whichever piece a row is in (one element per row and step).
+    kept = mask.to(torch.float32).sum().clamp(min=1)
+    normaliser = kept if grpo.loss_type == "dapo" else None
     for k, i in enumerate(steps):
-        x, x_next = trajectory.latents[:, i], trajectory.latents[:, i + 1]
-        step = trajectory.graphs.pop(i, None)  # scored while sampling (``sde.keep_graphs``), params unchanged
-        if step is None:
-            step = _step_log_prob(vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond)
-        logp = step.log_prob.unsqueeze(1)
-        old = trajectory.log_probs[:, k : k + 1] if grpo.num_iterations > 1 else logp.detach()
-        kl = None
-        if grpo.beta:
-            # The reference (adapter off) does not train: its step means are computed once per rollout
-            # and reused by the rollout's later updates.
-            cached = sampled.reference_means
-            if i not in cached:
-                with torch.no_grad(), adapters_disabled(vdm.transformer):
-                    cached[i] = _step_log_prob(
-                        vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text, cond
-                    ).mean
-            kl = step_kl(step, cached[i], sde.kl_form).unsqueeze(1)
-        # a positive weight on the advantages scales the policy term alone, not the KL
-        weighted = advantages * policy_weight(step, sde.policy_scale)
-        loss, stats = clipped_policy_loss(
-            logp, old.to(logp.device), weighted, torch.ones_like(logp), grpo, kl, keep=mask
-        )
-        yield loss / len(steps), stats
+        for rows in pieces:
+            x, x_next = trajectory.latents[rows, i], trajectory.latents[rows, i + 1]
+            step = trajectory.graphs.pop(i, None)  # scored while sampling (``sde.keep_graphs``)
+            if step is None:
+                step = _step_log_prob(
+                    vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text[rows], cond[rows]
+                )
+            logp = step.log_prob.unsqueeze(1)
+            old = trajectory.log_probs[rows, k : k + 1] if grpo.num_iterations > 1 else logp.detach()
+            kl = None
+            if grpo.beta:
+                # The reference (adapter off) does not train: its step means are computed once per
+                # rollout and reused by the rollout's later updates.
+                cached, key = sampled.reference_means, (i, rows.start, rows.stop)
+                if key not in cached:
+                    with torch.no_grad(), adapters_disabled(vdm.transformer):
+                        cached[key] = _step_log_prob(
+                            vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text[rows], cond[rows]
+                        ).mean
+                kl = step_kl(step, cached[key], sde.kl_form).unsqueeze(1)
+            # a positive weight on the advantages scales the policy term alone, not the KL
+            weighted = advantages[rows] * policy_weight(step, sde.policy_scale)
+            loss, stats = clipped_policy_loss(
+                logp,
+                old.to(logp.device),
+                weighted,
+                torch.ones_like(logp),
+                grpo,
+                kl,
+                keep=mask[rows],
+                rows=kept,
+                normaliser=normaliser,
+            )
+            yield loss / len(steps), stats
 
 
 def merge_loss_stats(stats: Sequence[LossStats]) -> LossStats:
@@ -339,5 +373,9 @@ def fit_stage2(
     anchored ``train`` samples (``params``: the typed ``grpo_vdm`` section); the model is left in eval
     mode. Used by the grpo_vdm stage and by the ablations."""
     vdm.start_adapter(params.lora, seed=params.trainer.seed)
-    module = GRPOVDMModule(vdm, scorer, Stage2Settings.of(params, fps=fps, sde=params.sde))
+    module = GRPOVDMModule(
+        vdm,
+        scorer,
+        Stage2Settings.of(params, fps=fps, sde=params.sde, micro_batch_size=params.micro_batch_size),
+    )
     return fit_grpo(module, train, params.trainer, run)

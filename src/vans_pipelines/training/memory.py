@@ -1,0 +1,196 @@
+"""Peak memory of a training step, estimated without allocating it, and measured where it fits.
+
+:func:`estimate_peak` runs a step on *fake* tensors (``torch._subclasses.FakeTensorMode``: shapes, dtypes and
+devices, no storage) under torch's ``MemTracker``, which records every tensor the step creates by the role it
+plays (parameter, gradient, optimiser state, activation, backward temporary) and the peak of their sum. A
+paper-size model (Qwen2.5-VL-3B, Wan2.1-1.3B, UMT5-XXL) is built on the meta device and its weights swapped
+for fake ones (:func:`fake_weights`), so the step runs on this CPU in seconds per layer and nothing is
+allocated.
+
+Real models do data-dependent bookkeeping on small integer tensors (Qwen2.5-VL's rope index and vision
+windows from ``video_grid_thw``, attention masks from token ids). :class:`ShapeOnlyMode` lets those run for
+real: an op whose inputs are all real tensors runs for real, and so does a factory op (``arange``,
+``full``...) with an integer or boolean result; everything computed from a fake weight, and every new
+floating-point tensor (noise, buffers), is fake.
+
+Attention is counted as the kernels hold it: the CPU picks its fused flash-attention kernel for fake
+tensors as for real ones, and that kernel keeps ``[batch, heads, length]`` log-sum-exp values, not the
+``length²`` score matrix, as the GPU's fused SDPA kernels do (a test checks that attention's memory grows
+linearly with the sequence length).
+
+:func:`measure_peak` runs a step for real on the CPU and reads the allocator's own record of every
+allocation and free (the profiler's memory events), which is how the estimate is checked on a small
+configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
+from torch.profiler import ProfilerActivity, profile
+from torch.utils._pytree import tree_leaves
+
+GB = 1e9
+
+
+class ShapeOnlyMode(FakeTensorMode):
+    """Fake tensors for everything derived from the weights and for new floating-point tensors; ops on real
+    tensors alone, and integer / boolean factory ops, run for real (the model's data-dependent bookkeeping
+    on token ids and grid sizes needs their values)."""
+
+    def __init__(self) -> None:
+        super().__init__(allow_non_fake_inputs=True)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        if any(isinstance(t, FakeTensor) for t in tensors):
+            return super().__torch_dispatch__(func, types, args, kwargs)
+        if tensors:
+            return func(*args, **kwargs)
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        if any(t.is_floating_point() for t in tree_leaves(out) if isinstance(t, torch.Tensor)):
+            return out
+        return func(*args, **kwargs)
+
+
+def fake_weights(module: torch.nn.Module, mode: FakeTensorMode, device: str | torch.device = "cpu") -> None:
+    """Swap the parameters and buffers of ``module`` (built on the meta device) for fake tensors of the same
+    shape, dtype and ``requires_grad`` on ``device``."""
+    device = torch.device(device)
+    for part in module.modules():
+        for name, param in list(part._parameters.items()):
+            if param is not None:
+                fake = FakeTensor(mode, param.data.to("meta"), device)
+                part._parameters[name] = torch.nn.Parameter(fake, requires_grad=param.requires_grad)
+        for name, buffer in list(part._buffers.items()):
+            if buffer is not None:
+                part._buffers[name] = FakeTensor(mode, buffer.to("meta"), device)
+
+
+class _StepTracker(MemTracker):
+    """torch's MemTracker, which hooks every parameter's gradient; a frozen parameter (LoRA's base, a
+    frozen encoder) cannot take a hook, so only trainable ones get one."""
+
+    def _track_module_params_and_buffers(
+        self, module: torch.nn.Module, install_grad_hooks: bool = True
+    ) -> tuple[int, int]:
+        memory = super()._track_module_params_and_buffers(module, install_grad_hooks=False)
+        if install_grad_hooks:
+            for param in module.parameters():
+                if param.requires_grad and self._param_to_grad_hook_handles.get(param) is None:
+                    self._param_to_grad_hook_handles[param] = (
+                        param.register_hook(self._record_grad),
+                        param.register_post_accumulate_grad_hook(lambda p: self._record_grad(p.grad)),
+                    )
+        return memory
+
+    def _record_grad(self, grad: torch.Tensor) -> None:
+        self._update_and_maybe_create_winfos(grad, _MemRefType.GRAD)
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes alive at a step's peak, by what they are."""
+
+    parameters: int = 0
+    buffers: int = 0
+    gradients: int = 0
+    optimizer: int = 0
+    activations: int = 0
+    temporaries: int = 0
+    other: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+    def gigabytes(self) -> dict[str, float]:
+        """Each part and the total in GB (10⁹ bytes)."""
+        out = {f.name: round(getattr(self, f.name) / GB, 2) for f in fields(self)}
+        out["total"] = round(self.total / GB, 2)
+        return out
+
+    @classmethod
+    def of_snapshot(cls, snapshot: dict[torch.device, dict[Any, int]]) -> MemoryBreakdown:
+        """The sum over devices of a MemTracker snapshot."""
+        names = {
+            _MemRefType.PARAM: "parameters",
+            _MemRefType.BUFFER: "buffers",
+            _MemRefType.GRAD: "gradients",
+            _MemRefType.OPT: "optimizer",
+            _MemRefType.ACT: "activations",
+            _MemRefType.TEMP: "temporaries",
+            _MemRefType.OTH: "other",
+        }
+        totals = dict.fromkeys(names.values(), 0)
+        for per_device in snapshot.values():
+            for ref, nbytes in per_device.items():
+                if ref in names:
+                    totals[names[ref]] += nbytes
+        return cls(**totals)
+
+
+def estimate_peak(
+    step: Callable[[], Any],
+    tracked: Iterable[torch.nn.Module | torch.optim.Optimizer | torch.Tensor],
+    mode: FakeTensorMode,
+) -> MemoryBreakdown:
+    """The peak of ``step`` (run inside ``mode``), counting ``tracked`` (models, optimisers and tensors made
+    before it) and everything the step creates."""
+    tracker = _StepTracker()
+    tracker.track_external(*tracked)
+    with mode, tracker:
+        step()
+    return MemoryBreakdown.of_snapshot(tracker.get_tracker_snapshot("peak"))
+
+
+def tensor_bytes(tracked: Iterable[torch.nn.Module | torch.optim.Optimizer | torch.Tensor]) -> int:
+    """Bytes held by the distinct storages of modules' parameters, buffers and gradients, optimisers'
+    states and tensors."""
+    seen: dict[int, int] = {}
+
+    def add(t: torch.Tensor | None) -> None:
+        if isinstance(t, torch.Tensor):
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+
+    for item in tracked:
+        if isinstance(item, torch.nn.Module):
+            for param in item.parameters():
+                add(param)
+                add(param.grad)
+            for buffer in item.buffers():
+                add(buffer)
+        elif isinstance(item, torch.optim.Optimizer):
+            for state in item.state.values():
+                for value in state.values():
+                    add(value)
+        else:
+            add(item)
+    return sum(seen.values())
+
+
+def measure_peak(
+    step: Callable[[], Any], tracked: Iterable[torch.nn.Module | torch.optim.Optimizer | torch.Tensor]
+) -> int:
+    """The real peak of ``step`` on the CPU in bytes: what ``tracked`` holds before it, plus the highest
+    running sum of the allocator's allocations and frees during it (the profiler's memory events)."""
+    tracked = list(tracked)
+    before = tensor_bytes(tracked)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+        key=lambda e: e.start_ns(),
+    )
+    running = peak = 0
+    for event in events:
+        running += event.nbytes()
+        peak = max(peak, running)
+    return before + peak

@@ -3,8 +3,9 @@
 A transformer block's activations are dropped after its forward and recomputed in the backward: memory
 holds one block's activations (plus each block's input) instead of all of them, for about one more forward
 of compute (a third more per training step). Hugging Face models (Qwen2.5-VL, UMT5) take
-``activation_checkpointing_enable`` (``gradient_checkpointing_enable`` before transformers 5), diffusers models (Wan2.1's transformer) ``enable_gradient_checkpointing``;
-both use torch's non-reentrant checkpoint, which works with frozen bases and LoRA adapters.
+``activation_checkpointing_enable`` (``gradient_checkpointing_enable`` before transformers 5), diffusers
+models (Wan2.1's transformer) ``enable_gradient_checkpointing``; both use torch's non-reentrant
+checkpoint, which works with frozen bases and LoRA adapters.
 """
 
 from __future__ import annotations

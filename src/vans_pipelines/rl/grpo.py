@@ -146,6 +146,77 @@ def group_advantages(
     return Advantages(advantages, total, zero)
 
 
+def _communication_device(like: torch.Tensor) -> torch.device:
+    """Where a collective can take ``like``: NCCL moves CUDA tensors only."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return like.device
+
+
+def _all_processes(values: torch.Tensor) -> torch.Tensor:
+    """``values`` of every process, concatenated in rank order (this process's alone outside
+    ``torch.distributed``)."""
+    if process_count() == 1:
+        return values
+    sent = values.contiguous().to(_communication_device(values))
+    parts = [torch.empty_like(sent) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, sent)
+    return torch.cat(parts).to(values.device)
+
+
+def _process_sum(value: torch.Tensor) -> torch.Tensor:
+    if process_count() == 1:
+        return value
+    total = value.clone().to(_communication_device(value))
+    torch.distributed.all_reduce(total)
+    return total.to(value.device)
+
+
+def process_count() -> int:
+    """Processes training together (1 outside ``torch.distributed``)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def batch_advantages(
+    rewards: Mapping[str, torch.Tensor], weights: Mapping[str, float], config: GRPOConfig
+) -> tuple[Advantages, Advantages]:
+    """:func:`group_advantages` over the whole batch of every process, as TRL gathers it: the rewards of
+    all processes (each holds whole groups) are gathered, so ``scale_rewards: batch`` and
+    ``normalize_then_sum`` use the whole batch's spread. Returns (this process's rows, every row)."""
+    everything = group_advantages({k: _all_processes(v.float()) for k, v in rewards.items()}, weights, config)
+    n = len(next(iter(rewards.values())))
+    rank = torch.distributed.get_rank() if process_count() > 1 else 0
+    rows = slice(rank * n, (rank + 1) * n)
+    local = Advantages(everything.advantages[rows], everything.total_reward[rows], everything.zero_std[rows])
+    return local, everything
+
+
+@dataclass(frozen=True)
+class LossScale:
+    """What a GRPO loss computed in parts divides by: the whole batch's kept rows and active elements
+    (every micro-batch, every process), each divided by the number of processes, since DDP averages the
+    processes' gradients. With it, the parts' gradients add up to those of one process holding the whole
+    batch (TRL divides ``dapo`` by the batch's token count over the processes in the same way)."""
+
+    rows: torch.Tensor
+    elements: torch.Tensor
+
+    @classmethod
+    def of(cls, keep: torch.Tensor, active_elements: torch.Tensor) -> LossScale:
+        """From this process's ``keep`` weights ``[N]`` and active-element count, summed over processes."""
+        world = process_count()
+        rows = _process_sum(keep.float().sum().reshape(1)).clamp(min=1) / world
+        elements = _process_sum(active_elements.float().reshape(1)).clamp(min=1) / world
+        return cls(rows.squeeze(0), elements.squeeze(0))
+
+    def normaliser(self, config: GRPOConfig) -> torch.Tensor | None:
+        """:func:`clipped_policy_loss`'s ``normaliser``: the element count for ``dapo`` (``dr_grpo``'s
+        is its configured length)."""
+        return self.elements if config.loss_type == "dapo" else None
+
+
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-element KL estimate ``exp(ref - logp) - (ref - logp) - 1`` (Schulman's k3, as TRL): >= 0,
     exactly 0 where the policy equals the reference."""

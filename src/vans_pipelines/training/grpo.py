@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
-from vans_pipelines.rl.grpo import Advantages, GRPOConfig, LossStats, group_advantages, sample_mask
+from vans_pipelines.rl.grpo import Advantages, GRPOConfig, LossStats, batch_advantages, sample_mask
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import SamplesDataModule
 from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainerConfig, TrainingRun, fit
@@ -147,7 +147,8 @@ class GRPOModule(TrainingModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         rollout = self.rollout(batch)
-        adv = group_advantages(rollout.rewards, self.weights, self.grpo)
+        # advantages over every process's rollouts (TRL's gather); this process trains on its own rows
+        adv, everyone = batch_advantages(rollout.rewards, self.weights, self.grpo)
         mask = sample_mask(adv, self.grpo).to(self.device)
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         losses, all_stats, norms = [], [], []
@@ -163,7 +164,7 @@ class GRPOModule(TrainingModule):
             losses.append(loss)
             all_stats.append(stats)
             norms.append(float(norm))
-        self._log_step(rollout, adv, losses, all_stats, norms)
+        self._log_step(rollout, everyone, losses, all_stats, norms)
 
     def _log_step(
         self,

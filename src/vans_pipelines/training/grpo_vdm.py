@@ -34,7 +34,7 @@ from vans_pipelines.rl.flow_sde import (
     sigma_cap,
     step_kl,
 )
-from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss
+from vans_pipelines.rl.grpo import GRPOConfig, LossScale, LossStats, clipped_policy_loss
 from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
 from vans_pipelines.training.grpo_rewards import evaluate_rewards, score_samples
@@ -224,9 +224,10 @@ def trajectory_losses(
     pieces = [slice(start, min(start + size, total)) for start in range(0, total, size)]
     if len(pieces) > 1 and trajectory.graphs:
         raise ValueError("micro-batching needs sde.keep_graphs false: the kept graphs hold the whole group")
-    # One normaliser for the whole group, whichever piece a row is in (one element per row and step).
-    kept = mask.to(torch.float32).sum().clamp(min=1)
-    normaliser = kept if grpo.loss_type == "dapo" else None
+    # One normaliser for the whole batch, whichever piece and process a row is in (one element per row
+    # and step): see LossScale.
+    scale = LossScale.of(mask, mask.float().sum())
+    kept, normaliser = scale.rows, scale.normaliser(grpo)
     for k, i in enumerate(steps):
         for rows in pieces:
             x, x_next = trajectory.latents[rows, i], trajectory.latents[rows, i + 1]

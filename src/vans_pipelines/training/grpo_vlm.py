@@ -24,7 +24,7 @@ from vans_pipelines.models.render import RenderCache, render
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel
-from vans_pipelines.rl.grpo import GRPOConfig, LossStats, clipped_policy_loss, k3_kl
+from vans_pipelines.rl.grpo import GRPOConfig, LossScale, LossStats, clipped_policy_loss, k3_kl
 from vans_pipelines.rl.rewards import VIDEO_REWARDS
 from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
 from vans_pipelines.training.grpo_rewards import evaluate_rewards, score_samples
@@ -145,7 +145,19 @@ def token_policy_loss(
     old = completions.old_logp if completions.old_logp is not None else logp.detach()
     kl = k3_kl(logp, completions.ref_logp) if completions.ref_logp is not None else None
     token_mask = generation.completion_mask.to(logp.dtype)
-    return clipped_policy_loss(logp, old, advantages, token_mask, grpo, kl, keep=mask)
+    # the whole batch's counts (every process's): see LossScale
+    scale = LossScale.of(mask, (token_mask * mask.to(token_mask).unsqueeze(1)).sum())
+    return clipped_policy_loss(
+        logp,
+        old,
+        advantages,
+        token_mask,
+        grpo,
+        kl,
+        keep=mask,
+        rows=scale.rows,
+        normaliser=scale.normaliser(grpo),
+    )
 
 
 def with_completion_length(grpo: GRPOConfig, sampling: SamplingConfig) -> GRPOConfig:

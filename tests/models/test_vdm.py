@@ -1,6 +1,9 @@
 import copy
+import json
+import shutil
 
 import numpy as np
+import pytest
 import torch
 from diffusers import AutoencoderKLWan
 
@@ -105,6 +108,57 @@ def test_save_and_load_give_identical_samples_with_and_without_lora(tokenizer, t
     again = VideoDiffusionModel.from_pretrained(tmp_path / "lora")
     np.testing.assert_array_equal(again.sample(captions, context, frames=4, num_steps=3), adapted)
     assert not np.array_equal(adapted, expected)
+
+
+def folder_bytes(folder):
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_a_save_references_the_unchanged_parts_it_was_loaded_with(tokenizer, tmp_path):
+    """A stage that trains only the transformer's adapter saves the adapter and references (path and
+    signature) to the VAE, the text encoder and the transformer base it loaded, not copies of them; a
+    part whose weights changed is written; a referenced part that changed afterwards is refused."""
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    vdm.save_pretrained(tmp_path / "sft_vdm")
+    loaded = VideoDiffusionModel.from_pretrained(tmp_path / "sft_vdm")
+    loaded.add_lora(LoraSpec(rank=2, alpha=4, target_modules=("to_q", "to_v")))
+    for name, param in loaded.transformer.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.5)
+    context, captions = videos(frames=4), ["the red circle falls."] * 2
+    expected = loaded.sample(captions, context, frames=4, num_steps=3)
+    loaded.save_pretrained(tmp_path / "grpo_vdm")
+
+    saved = tmp_path / "grpo_vdm"
+    assert sorted(p.name for p in saved.iterdir()) == ["tokenizer", "transformer_adapter", "vans_vdm.json"]
+    meta = json.loads((saved / "vans_vdm.json").read_text())
+    assert meta["transformer_base"] == "../sft_vdm"
+    assert {part: ref["path"] for part, ref in meta["parts"].items()} == {
+        "vae": "../sft_vdm",
+        "text_encoder": "../sft_vdm",
+    }
+    assert folder_bytes(saved) < folder_bytes(tmp_path / "sft_vdm") / 4
+    again = VideoDiffusionModel.from_pretrained(saved)
+    np.testing.assert_array_equal(again.sample(captions, context, frames=4, num_steps=3), expected)
+
+    # the project moved: relative references still resolve
+    shutil.copytree(tmp_path, tmp_path.parent / "moved")
+    moved = VideoDiffusionModel.from_pretrained(tmp_path.parent / "moved" / "grpo_vdm")
+    np.testing.assert_array_equal(moved.sample(captions, context, frames=4, num_steps=3), expected)
+
+    # a part trained after loading is written again
+    with torch.no_grad():
+        next(again.text_encoder.parameters()).add_(0.1)
+    again.save_pretrained(tmp_path / "tuned")
+    assert (tmp_path / "tuned" / "text_encoder").is_dir() and not (tmp_path / "tuned" / "vae").exists()
+
+    # the referenced folder changed under the save: loading it names the part and the folder
+    changed = VideoDiffusionModel.from_pretrained(tmp_path / "sft_vdm")
+    with torch.no_grad():
+        next(changed.vae.parameters()).mul_(2)
+    changed.vae.save_pretrained(tmp_path / "sft_vdm" / "vae")
+    with pytest.raises(ValueError, match=r"its vae is the one in .*sft_vdm"):
+        VideoDiffusionModel.from_pretrained(saved)
 
 
 def test_text_to_video_checkpoints_get_zero_initialised_context_channels(tokenizer, tmp_path):

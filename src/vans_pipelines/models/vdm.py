@@ -10,7 +10,10 @@ continues the user's scene. Rectified flow: ``x_t = (1 - t) x_0 + t noise``, the
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field
@@ -30,11 +33,42 @@ from vans_pipelines.models.flow_matching import FlowMatchingRecipe
 from vans_pipelines.models.lora import (
     AdaptedModel,
     LoraSpec,
+    base_state_dict,
     load_lora,
 )
 from vans_pipelines.models.wan_vae import latent_frames, use_fast_vae_paths, vae_factors
 
 META_FILE = "vans_vdm.json"
+#: Frozen parts a saved VDM references in the folder it was loaded from instead of copying them, when
+#: their weights are unchanged (Wan2.1's UMT5-XXL text encoder alone is ~11 GB).
+REFERENCED_PARTS = ("vae", "text_encoder")
+
+
+def weights_signature(module: torch.nn.Module) -> str:
+    """A digest of ``module``'s weights (without LoRA adapters): each tensor's name, shape, dtype, sum and
+    sum of squares (accumulated in float64, a few million values at a time). Any training step changes
+    it; computing it reads the weights once."""
+    digest = hashlib.blake2b(digest_size=16)
+    with torch.no_grad():
+        for name, tensor in sorted(base_state_dict(module).items()):
+            total = torch.zeros(2, dtype=torch.float64, device=tensor.device)
+            for chunk in tensor.detach().reshape(-1).split(1 << 22):
+                values = chunk.double()
+                total += torch.stack([values.sum(), values.square().sum()])
+            digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            digest.update(total.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PartSource:
+    """Where a part's weights were loaded from: the model folder holding its ``<part>/`` subfolder, and
+    their :func:`weights_signature` then."""
+
+    folder: str
+    signature: str
+
+
 PLAIN_FLOW = FlowMatchingRecipe()
 
 
@@ -62,6 +96,8 @@ class VideoDiffusionModel(AdaptedModel):
     base_path: str | None = None
     lora: LoraSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # where the frozen parts (and the transformer, as a LoRA base) were loaded from: see save_pretrained
+    sources: dict[str, PartSource] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         use_fast_vae_paths(self.vae)  # the frame-folded VAE passes ~5x faster; same numbers to rounding
@@ -336,55 +372,121 @@ class VideoDiffusionModel(AdaptedModel):
         return self.transformer
 
     def save_pretrained(self, path: str | Path) -> None:
-        """diffusers' folder layout (transformer/, vae/, text_encoder/, tokenizer/) plus ``vans_vdm.json``;
-        with LoRA the transformer is stored as an adapter over a referenced (or copied) base."""
+        """diffusers' folder layout (transformer/, vae/, text_encoder/, tokenizer/) plus ``vans_vdm.json``.
+        With LoRA the transformer is stored as an adapter over its base: a reference to the folder it was
+        loaded from when its weights are unchanged, else a copy. The VAE and the text encoder are likewise
+        referenced (by a path relative to ``path`` and their weights' signature) when unchanged since
+        loading, else written."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         build_base = partial(WanTransformer3DModel.from_config, deepcopy(self.transformer.config))
-        base_ref = self.save_weights(path, "transformer", "transformer_adapter", "transformer", build_base)
-        if base_ref is not None and self.base_path is None:
+        base_path = self.base_path
+        source = self.sources.get("transformer")
+        if base_path is not None and source is not None:
+            unchanged = weights_signature(self.transformer) == source.signature
+            base_path = os.path.relpath(source.folder, path) if unchanged else None
+        self.base_path, saved_base = base_path, self.base_path
+        try:
+            base_ref = self.save_weights(
+                path, "transformer", "transformer_adapter", "transformer", build_base
+            )
+        finally:
+            self.base_path = saved_base
+        if base_ref is not None and base_path is None:
             base_ref = "."  # the base copy is this folder's own transformer/ (diffusers' subfolder)
-        self.vae.save_pretrained(path / "vae")
-        self.text_encoder.save_pretrained(path / "text_encoder")
+        parts = {}
+        for part in REFERENCED_PARTS:
+            reference = self._reference(part, path)
+            if reference is None:
+                getattr(self, part).save_pretrained(path / part)
+            else:
+                shutil.rmtree(path / part, ignore_errors=True)
+                parts[part] = reference
         self.tokenizer.save_pretrained(path / "tokenizer")
-        meta = {"conditioning": asdict(self.conditioning), "transformer_base": base_ref, "extra": self.extra}
+        meta = {
+            "conditioning": asdict(self.conditioning),
+            "transformer_base": base_ref,
+            "parts": parts,
+            "extra": self.extra,
+        }
         (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    def _reference(self, part: str, path: Path) -> dict[str, str] | None:
+        """``{"path", "signature"}`` of ``part``'s source folder, relative to ``path``, if the part can be
+        referenced there (its source still holds it and its weights did not change); else None."""
+        source = self.sources.get(part)
+        if source is None or not (Path(source.folder) / part).is_dir():
+            return None
+        if Path(source.folder).resolve() == path.resolve():
+            return None
+        if weights_signature(getattr(self, part)) != source.signature:
+            return None
+        return {"path": os.path.relpath(source.folder, path), "signature": source.signature}
 
     @classmethod
     def from_pretrained(
         cls, path: str | Path, *, conditioning: Conditioning | None = None, dtype: torch.dtype | None = None
     ) -> VideoDiffusionModel:
         """A folder written by :meth:`save_pretrained`, or a Wan2.1 diffusers checkpoint (text-to-video
-        ones get zero-initialised input channels for the context condition, so they start unchanged)."""
+        ones get zero-initialised input channels for the context condition, so they start unchanged).
+        Referenced parts are loaded from the folders they name and checked against their signature."""
         local = Path(path)
         meta = json.loads((local / META_FILE).read_text()) if (local / META_FILE).is_file() else {}
         kwargs = {"torch_dtype": dtype} if dtype is not None else {}
         base = meta.get("transformer_base")
-        transformer_root = local if base in (None, ".") else Path(base)
+        transformer_root = local if base in (None, ".") else _referenced_folder(local, base)
         transformer = WanTransformer3DModel.from_pretrained(
             str(transformer_root), subfolder="transformer", **kwargs
         )
-        vae = AutoencoderKLWan.from_pretrained(str(local), subfolder="vae", **kwargs)
+        roots = {part: local for part in REFERENCED_PARTS}
+        for part, reference in meta.get("parts", {}).items():
+            roots[part] = _referenced_folder(local, reference["path"])
+        vae = AutoencoderKLWan.from_pretrained(str(roots["vae"]), subfolder="vae", **kwargs)
         text_encoder = UMT5EncoderModel.from_pretrained(
-            str(local / "text_encoder"), **({"dtype": dtype} if dtype else {})
+            str(roots["text_encoder"] / "text_encoder"), **({"dtype": dtype} if dtype else {})
         )
         tokenizer = AutoTokenizer.from_pretrained(str(local / "tokenizer"))
         if conditioning is None:
             conditioning = Conditioning(**meta["conditioning"]) if meta else Conditioning()
+        sources = {}
+        for part, module in (("vae", vae), ("text_encoder", text_encoder)):
+            sources[part] = PartSource(str(roots[part].resolve()), weights_signature(module))
+            reference = meta.get("parts", {}).get(part)
+            # (a load that converts the dtype changes the values, so only a plain load can check them)
+            if dtype is None and reference is not None and reference["signature"] != sources[part].signature:
+                raise ValueError(
+                    f"{local}: its {part} is the one in {roots[part]}, whose weights changed since {local} "
+                    "was saved (save it again from the model it was trained with)"
+                )
         z = vae.config.z_dim
         wanted = z + conditioning.condition_channels(z)
         if transformer.config.in_channels < wanted:
             transformer = with_context_channels(transformer, wanted)
+        else:  # the transformer as its folder holds it: a LoRA base that can be referenced
+            sources["transformer"] = PartSource(
+                str(transformer_root.resolve()), weights_signature(transformer)
+            )
         vdm = cls(
             transformer,
             vae,
             text_encoder,
             tokenizer,
             conditioning,
-            base_path=None if meta else str(local),
+            base_path=str(transformer_root) if "transformer" in sources else None,
             extra=meta.get("extra", {}),
+            sources=sources,
         )
         if base is not None:
             vdm.lora = load_lora(transformer, local / "transformer_adapter")
-            vdm.base_path = None if base == "." else str(base)
         return vdm
+
+
+def _referenced_folder(local: Path, reference: str) -> Path:
+    """The folder a saved VDM at ``local`` references: relative to ``local`` (or absolute, or, as
+    earlier versions stored it, relative to the working directory)."""
+    folder = local / reference
+    if not folder.is_dir() and Path(reference).is_dir():
+        folder = Path(reference)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{local}: it references {reference}, which is not a folder (from {local})")
+    return folder

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.runs import ALL_TINY, run
+from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.video.io import decode_all
 
 VIDEO_METRICS = {
@@ -85,3 +86,22 @@ def test_same_seed_gives_identical_metrics(finished_run, tmp_path):
     second = json.loads((copy / "data" / "08_reporting" / "metrics.json").read_text())
     first.pop("seconds"), second.pop("seconds")
     assert first == second
+
+
+@pytest.mark.slow
+def test_the_stage2_vdm_is_saved_as_its_adapter_over_the_sft_vdms_parts(finished_run):
+    """grpo_vdm trains only the transformer's adapter: its folder holds the adapter and references to
+    the SFT VDM's transformer, VAE and text encoder, not copies of them, and it loads."""
+    models = finished_run / "data" / "06_models"
+    saved = models / "grpo_vdm"
+    assert sorted(p.name for p in saved.iterdir()) == ["tokenizer", "transformer_adapter", "vans_vdm.json"]
+    meta = json.loads((saved / "vans_vdm.json").read_text())
+    assert meta["transformer_base"] == "../sft_vdm"
+    assert {ref["path"] for ref in meta["parts"].values()} == {"../sft_vdm"}
+
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+    assert size(saved) < size(models / "sft_vdm") / 4
+    vdm = VideoDiffusionModel.from_pretrained(saved)
+    assert vdm.lora is not None

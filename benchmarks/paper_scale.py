@@ -75,6 +75,8 @@ class Scale:
     sde_steps: int = 20
     eval_steps: int = 50
     eval_batch: int = 4
+    text_max_length: int = 64  # caption tokens of the text encoder (Wan2.1 pads to 512)
+    text_vocab_size: int | None = None  # the text encoder's vocabulary (None: the word tokenizer's)
     lora_vlm: LoraSpec = field(
         default_factory=lambda: LoraSpec(
             rank=8, alpha=32, target_modules=("q_proj", "k_proj", "v_proj", "o_proj")
@@ -183,11 +185,14 @@ SMOKE = Scale(
 )
 
 
-def build_models(scale: Scale, device: torch.device) -> tuple[VisionLanguageModel, VideoDiffusionModel]:
+def build_models(
+    scale: Scale, device: torch.device, *, adapters: bool = True
+) -> tuple[VisionLanguageModel, VideoDiffusionModel]:
     """Random-init models of the real classes at ``scale`` (fp32 weights, as ``bf16-mixed`` keeps them),
-    each with the paper's LoRA adapter; a word tokenizer stands in for Qwen's (sizes come from the config)."""
+    each with the paper's LoRA adapter unless ``adapters`` is False; a word tokenizer stands in for Qwen's
+    (sizes come from the config)."""
     world = render_split(
-        0, "train", 8, context_frames=scale.context_frames, target_frames=1, height=32, width=32
+        0, "train", 8, context_frames=scale.context_frames, target_frames=2, height=32, width=32
     )
     tokenizer = build_word_tokenizer([t.caption for t in world] + [t.question for t in world])
     config = qwen_vl_config(tokenizer, scale.vlm_text, scale.vlm_vision)
@@ -202,9 +207,10 @@ def build_models(scale: Scale, device: torch.device) -> tuple[VisionLanguageMode
         fps=16.0,
     )
     vlm = VisionLanguageModel(model, tokenizer, processing)
-    vlm.start_adapter(scale.lora_vlm, seed=0)
+    if adapters:
+        vlm.start_adapter(scale.lora_vlm, seed=0)
 
-    conditioning = Conditioning(context_frames=scale.context_frames, text_max_length=64)
+    conditioning = Conditioning(context_frames=scale.context_frames, text_max_length=scale.text_max_length)
     z = scale.vae["z_dim"]
     with device:
         vae = AutoencoderKLWan(
@@ -218,7 +224,7 @@ def build_models(scale: Scale, device: torch.device) -> tuple[VisionLanguageMode
         )
         text_encoder = UMT5EncoderModel(
             UMT5Config(
-                vocab_size=len(tokenizer),
+                vocab_size=scale.text_vocab_size or len(tokenizer),
                 **scale.text_encoder,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
@@ -227,7 +233,8 @@ def build_models(scale: Scale, device: torch.device) -> tuple[VisionLanguageMode
             )
         ).eval()
     vdm = VideoDiffusionModel(transformer, vae, text_encoder, tokenizer, conditioning)
-    vdm.start_adapter(scale.lora_vdm, seed=0)
+    if adapters:
+        vdm.start_adapter(scale.lora_vdm, seed=0)
     return vlm, vdm
 
 
@@ -290,7 +297,7 @@ def context_clips(scale: Scale, count: int) -> tuple[np.ndarray, list[str]]:
             "test",
             count,
             context_frames=scale.context_frames,
-            target_frames=1,
+            target_frames=2,  # the world's least (ingest.clip.target_frames >= 2)
             height=scale.height,
             width=scale.width,
         )

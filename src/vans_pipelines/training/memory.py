@@ -10,8 +10,10 @@ allocated.
 Real models do data-dependent bookkeeping on small integer tensors (Qwen2.5-VL's rope index and vision
 windows from ``video_grid_thw``, attention masks from token ids). :class:`ShapeOnlyMode` lets those run for
 real: an op whose inputs are all real tensors runs for real, and so does a factory op (``arange``,
-``full``...) with an integer or boolean result; everything computed from a fake weight, and every new
-floating-point tensor (noise, buffers), is fake.
+``linspace``...) with an integer, boolean or small floating-point result (a noise schedule); everything
+computed from a fake weight, and every large new floating-point tensor (noise, weight casts), is fake. A number read from a fake tensor has no value: a statistic (``float(loss)`` for a
+log) reads 0, a condition (a library's check that two counts agree) reads True, and the mode counts
+such reads.
 
 Attention is counted as the kernels hold it: the CPU picks its fused flash-attention kernel for fake
 tensors as for real ones, and that kernel keeps ``[batch, heads, length]`` log-sum-exp values, not the
@@ -25,17 +27,23 @@ configuration.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.distributed._tools.mem_tracker import _TOTAL_KEY as _TOTAL
 from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
 
 GB = 1e9
+#: A new floating-point tensor smaller than this is made for real (a noise schedule, a scale): code reads
+#: such values; larger ones (noise, weight casts, buffers) are fake.
+SMALL = 1 << 16
 
 
 class ShapeOnlyMode(FakeTensorMode):
@@ -45,16 +53,24 @@ class ShapeOnlyMode(FakeTensorMode):
 
     def __init__(self) -> None:
         super().__init__(allow_non_fake_inputs=True)
+        self.scalar_reads = 0  # numbers read from fake tensors (each read as 0)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
         if any(isinstance(t, FakeTensor) for t in tensors):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                # A number read from a computed value has none: a logged statistic reads 0, a condition
+                # (a library's shape check) reads True.
+                self.scalar_reads += 1
+                dtype = tensors[0].dtype
+                return True if dtype == torch.bool else (0.0 if dtype.is_floating_point else 0)
             return super().__torch_dispatch__(func, types, args, kwargs)
         if tensors:
             return func(*args, **kwargs)
         out = super().__torch_dispatch__(func, types, args, kwargs)
-        if any(t.is_floating_point() for t in tree_leaves(out) if isinstance(t, torch.Tensor)):
+        made = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        if any(t.is_floating_point() and t.numel() >= SMALL for t in made):
             return out
         return func(*args, **kwargs)
 
@@ -74,8 +90,9 @@ def fake_weights(module: torch.nn.Module, mode: FakeTensorMode, device: str | to
 
 
 class _StepTracker(MemTracker):
-    """torch's MemTracker, which hooks every parameter's gradient; a frozen parameter (LoRA's base, a
-    frozen encoder) cannot take a hook, so only trainable ones get one."""
+    """torch's MemTracker for a whole training step: it hooks every parameter's gradient, but a frozen
+    parameter (LoRA's base, a frozen encoder) cannot take a hook, so only trainable ones get one; and a
+    top-level module may run several times in one step."""
 
     def _track_module_params_and_buffers(
         self, module: torch.nn.Module, install_grad_hooks: bool = True
@@ -89,6 +106,24 @@ class _StepTracker(MemTracker):
                         param.register_post_accumulate_grad_hook(lambda p: self._record_grad(p.grad)),
                     )
         return memory
+
+    def _pre_fw_hook(self, module: torch.nn.Module, inputs: Any) -> None:
+        try:
+            super()._pre_fw_hook(module, inputs)
+        except NotImplementedError:
+            # A top-level module called again in the same step (a denoiser, once per sampling step):
+            # MemTracker keeps per-module statistics of one call only. The step's global peak is what is
+            # read here, so the module's statistics simply start over.
+            del self.memory_tracking[module]
+            super()._pre_fw_hook(module, inputs)
+
+    def _update_peak_stats(self, peak_state: Any) -> None:
+        # Only the step's global peak is read: MemTracker's per-module peaks cost a pass over every module
+        # at every op, which made a paper-size step take hours.
+        for device, snapshot in self._curr_mem_snap.items():
+            if self._peak_mem.get(device, 0) < snapshot[_TOTAL]:
+                self._peak_mem[device] = snapshot[_TOTAL]
+                self._peak_mem_snap[device] = dict(snapshot)
 
     def _record_grad(self, grad: torch.Tensor) -> None:
         self._update_and_maybe_create_winfos(grad, _MemRefType.GRAD)
@@ -139,13 +174,14 @@ class MemoryBreakdown:
 def estimate_peak(
     step: Callable[[], Any],
     tracked: Iterable[torch.nn.Module | torch.optim.Optimizer | torch.Tensor],
-    mode: FakeTensorMode,
+    mode: FakeTensorMode | contextlib.AbstractContextManager,
+    flops: FlopCounterMode | None = None,
 ) -> MemoryBreakdown:
     """The peak of ``step`` (run inside ``mode``), counting ``tracked`` (models, optimisers and tensors made
-    before it) and everything the step creates."""
+    before it) and everything the step creates; ``flops``, when given, counts the step's FLOPs too."""
     tracker = _StepTracker()
     tracker.track_external(*tracked)
-    with mode, tracker:
+    with mode, tracker, flops if flops is not None else contextlib.nullcontext():
         step()
     return MemoryBreakdown.of_snapshot(tracker.get_tracker_snapshot("peak"))
 

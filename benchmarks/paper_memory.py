@@ -135,8 +135,8 @@ class Plan:
 
     scale: Scale
     recipe: dict[str, Any]
-    sft_vlm_batch: int
-    sft_vdm_batch: int
+    sft_vlm_batch: int | None = None  # None: the recipe's trainer.batch_size (small plans set their own)
+    sft_vdm_batch: int | None = None
     mode: ShapeOnlyMode | None = None
     real_device: str = "cpu"  # where real (not fake) steps run: "cpu", or "cuda" for --measure-device
 
@@ -245,7 +245,7 @@ def sft_vlm_step(plan: Plan) -> Step:
     if params.trainer.activation_checkpointing:
         checkpoint_module(vlm.model)
     optimizer = plan.adamw(trainable(vlm.model))
-    n = plan.sft_vlm_batch
+    n = plan.sft_vlm_batch or params.trainer.batch_size
     contexts, questions = context_clips(plan.scale, n)
     answer = long_text(plan.scale.max_new_tokens, questions)
     batch = {"context": contexts, "question": questions, "reasoning": [answer] * n, "caption": [answer] * n}
@@ -271,7 +271,7 @@ def sft_vdm_step(plan: Plan) -> Step:
     if params.trainer.activation_checkpointing:
         checkpoint_module(vdm.transformer)
     optimizer = plan.adamw(trainable(vdm.transformer))
-    contexts, questions = context_clips(plan.scale, plan.sft_vdm_batch)
+    contexts, questions = context_clips(plan.scale, plan.sft_vdm_batch or params.trainer.batch_size)
     targets = np.repeat(contexts[:, -1:], plan.scale.frames, axis=1)
     captions = [long_text(plan.scale.text_max_length, questions)] * len(questions)
     vdm.transformer.train()
@@ -421,7 +421,13 @@ def without_memory_settings(recipe: dict[str, Any]) -> dict[str, Any]:
     group at once (what the memory settings are measured against)."""
 
     def plain(section: Any) -> Any:
-        trainer = dataclasses.replace(section.trainer, activation_checkpointing=False)
+        trainer = section.trainer
+        trainer = dataclasses.replace(
+            trainer,
+            activation_checkpointing=False,
+            batch_size=trainer.batch_size * trainer.accumulate_grad_batches,
+            accumulate_grad_batches=1,
+        )
         return section.model_copy(update={"trainer": trainer})
 
     sft = recipe["sft"].model_copy(update={"vlm": plain(recipe["sft"].vlm), "vdm": plain(recipe["sft"].vdm)})
@@ -437,11 +443,16 @@ def memory_settings(recipe: dict[str, Any], step: str) -> list[str]:
         "stage1": [("grpo_vlm", recipe["grpo_vlm"])],
         "stage2": [("grpo_vdm", recipe["grpo_vdm"])],
     }.get(step, [])
-    settings = [
-        f"{name}.trainer.activation_checkpointing"
-        for name, section in sections
-        if section.trainer.activation_checkpointing
-    ]
+    settings = []
+    for name, section in sections:
+        trainer = section.trainer
+        if trainer.activation_checkpointing:
+            settings.append(f"{name}.trainer.activation_checkpointing")
+        if trainer.accumulate_grad_batches > 1 and name.startswith("sft"):
+            settings.append(
+                f"{name}.trainer: batch_size {trainer.batch_size} x accumulate_grad_batches "
+                f"{trainer.accumulate_grad_batches}"
+            )
     if step == "stage2" and recipe["grpo_vdm"].micro_batch_size is not None:
         settings.append(f"grpo_vdm.micro_batch_size: {recipe['grpo_vdm'].micro_batch_size}")
     return settings
@@ -589,8 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = paper_recipe()
     full = not args.smoke
     scale = recipe_scale(PAPER if full else SMOKE, recipe, full=full)
-    sft = recipe["sft"]
-    plan = Plan(scale, recipe, sft.vlm.trainer.batch_size if full else 2, sft.vdm.trainer.batch_size)
+    plan = Plan(scale, recipe) if full else Plan(scale, recipe, 2, 1)
     print(f"{'paper recipe at full size' if full else 'smoke sizes'}: estimated peak per GPU (fake tensors)")
     if args.estimates:
         saved = {row["step"]: row for row in json.loads(Path(args.estimates).read_text())["estimates"]}

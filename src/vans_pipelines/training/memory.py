@@ -10,8 +10,9 @@ allocated.
 Real models do data-dependent bookkeeping on small integer tensors (Qwen2.5-VL's rope index and vision
 windows from ``video_grid_thw``, attention masks from token ids). :class:`ShapeOnlyMode` lets those run for
 real: an op whose inputs are all real tensors runs for real, and so does a factory op (``arange``,
-``linspace``...) with an integer, boolean or small floating-point result (a noise schedule); everything
-computed from a fake weight, and every large new floating-point tensor (noise, weight casts), is fake. A number read from a fake tensor has no value: a statistic (``float(loss)`` for a
+``linspace``...) with an integer, boolean or small initialised floating-point result (a noise
+schedule); everything computed from a fake weight, every large new floating-point tensor (noise) and
+every uninitialised one (autocast's weight casts copy into them) is fake. A number read from a fake tensor has no value: a statistic (``float(loss)`` for a
 log) reads 0, a condition (a library's check that two counts agree) reads True, and the mode counts
 such reads.
 
@@ -44,6 +45,7 @@ GB = 1e9
 #: A new floating-point tensor smaller than this is made for real (a noise schedule, a scale): code reads
 #: such values; larger ones (noise, weight casts, buffers) are fake.
 SMALL = 1 << 16
+_EMPTY = (torch.ops.aten.empty.memory_format, torch.ops.aten.empty_strided.default)
 
 
 class ShapeOnlyMode(FakeTensorMode):
@@ -70,7 +72,8 @@ class ShapeOnlyMode(FakeTensorMode):
             return func(*args, **kwargs)
         out = super().__torch_dispatch__(func, types, args, kwargs)
         made = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-        if any(t.is_floating_point() and t.numel() >= SMALL for t in made):
+        # an uninitialised float tensor is a destination (autocast's weight casts copy into one): fake
+        if any(t.is_floating_point() and (t.numel() >= SMALL or func in _EMPTY) for t in made):
             return out
         return func(*args, **kwargs)
 

@@ -12,9 +12,13 @@ windows from ``video_grid_thw``, attention masks from token ids). :class:`ShapeO
 real: an op whose inputs are all real tensors runs for real, and so does a factory op (``arange``,
 ``linspace``...) with an integer, boolean or small initialised floating-point result (a noise
 schedule); everything computed from a fake weight, every large new floating-point tensor (noise) and
-every uninitialised one (autocast's weight casts copy into them) is fake. A number read from a fake tensor has no value: a statistic (``float(loss)`` for a
-log) reads 0, a condition (a library's check that two counts agree) reads True, and the mode counts
-such reads.
+every uninitialised one (autocast's weight casts copy into them) is fake. A number read from a fake
+tensor has no value: a statistic (``float(loss)`` for a log) reads 0, a condition (a library's check that
+two counts agree) reads True, and the mode counts such reads.
+
+Under activation checkpointing the fake run over-counts (1.7-1.9x the real peak on a small
+configuration, where a real-tensor run under the same tracker agrees with the allocator): checkpointed
+estimates are upper bounds.
 
 Attention is counted as the kernels hold it: the CPU picks its fused flash-attention kernel for fake
 tensors as for real ones, and that kernel keeps ``[batch, heads, length]`` log-sum-exp values, not the

@@ -154,6 +154,13 @@ class Plan:
             for module in modules:
                 fake_weights(module, self.mode)
 
+    def trained(self, module: torch.nn.Module, trainer: Any) -> torch.optim.AdamW:
+        """AdamW over ``module``'s trainable weights, activation checkpointing switched on first when the
+        stage's ``trainer`` section asks for it."""
+        if trainer.activation_checkpointing:
+            checkpoint_module(module)
+        return self.adamw(trainable(module))
+
     def adamw(self, params: list[torch.nn.Parameter]) -> torch.optim.AdamW:
         """AdamW over ``params`` with its state already made (as from the second training step on)."""
         optimizer = torch.optim.AdamW(params, lr=1e-5)
@@ -242,9 +249,7 @@ def long_text(tokens: int, sentences: list[str]) -> str:
 def sft_vlm_step(plan: Plan) -> Step:
     params = plan.recipe["sft"].vlm
     vlm, _ = models(plan, vlm_lora=True, vdm_lora=False)
-    if params.trainer.activation_checkpointing:
-        checkpoint_module(vlm.model)
-    optimizer = plan.adamw(trainable(vlm.model))
+    optimizer = plan.trained(vlm.model, params.trainer)
     n = plan.sft_vlm_batch or params.trainer.batch_size
     contexts, questions = context_clips(plan.scale, n)
     answer = long_text(plan.scale.max_new_tokens, questions)
@@ -268,9 +273,7 @@ def sft_vdm_step(plan: Plan) -> Step:
     params = plan.recipe["sft"].vdm
     full = params.finetune == "full"
     _, vdm = models(plan, vlm_lora=False, vdm_lora=not full, full_vdm=full)
-    if params.trainer.activation_checkpointing:
-        checkpoint_module(vdm.transformer)
-    optimizer = plan.adamw(trainable(vdm.transformer))
+    optimizer = plan.trained(vdm.transformer, params.trainer)
     contexts, questions = context_clips(plan.scale, plan.sft_vdm_batch or params.trainer.batch_size)
     targets = np.repeat(contexts[:, -1:], plan.scale.frames, axis=1)
     captions = [long_text(plan.scale.text_max_length, questions)] * len(questions)
@@ -289,9 +292,7 @@ def sft_vdm_step(plan: Plan) -> Step:
 def stage1_step(plan: Plan) -> Step:
     params, scale = plan.recipe["grpo_vlm"], plan.scale
     vlm, vdm = models(plan, vlm_lora=True, vdm_lora=False)
-    if params.trainer.activation_checkpointing:
-        checkpoint_module(vlm.model)
-    optimizer = plan.adamw(trainable(vlm.model))
+    optimizer = plan.trained(vlm.model, params.trainer)
     G = scale.group
     grpo = dataclasses.replace(params.grpo, group_size=G, max_completion_length=scale.max_new_tokens)
     sampling = SamplingConfig(temperature=1.0, max_new_tokens=scale.max_new_tokens)
@@ -315,9 +316,7 @@ def stage1_step(plan: Plan) -> Step:
 def stage2_step(plan: Plan) -> Step:
     params, scale = plan.recipe["grpo_vdm"], plan.scale
     _, vdm = models(plan, vlm_lora=False, vdm_lora=True)
-    if params.trainer.activation_checkpointing:
-        checkpoint_module(vdm.transformer)
-    optimizer = plan.adamw(trainable(vdm.transformer))
+    optimizer = plan.trained(vdm.transformer, params.trainer)
     G = scale.group
     grpo = dataclasses.replace(params.grpo, group_size=G)
     sde = dataclasses.replace(params.sde, num_steps=scale.sde_steps, keep_graphs=False)
@@ -494,13 +493,21 @@ def estimate_row(name: str, plan: Plan, suffix: str = "") -> dict[str, Any]:
 
 def estimate_rows(steps: list[str], plan: Plan, suffix: str = "", workers: int = 1) -> list[dict[str, Any]]:
     """The steps' estimates, in ``workers`` processes (fake-tensor runs are single-threaded Python)."""
-    if workers <= 1 or len(steps) == 1:
-        return [estimate_row(name, plan, suffix) for name in steps]
-    context = multiprocessing.get_context("spawn")
     longest_first = sorted(steps, key=lambda name: -SLOWEST.index(name) if name in SLOWEST else 0)
+    rows = in_processes(estimate_row, [(name, plan, suffix) for name in longest_first], workers)
+    by_name = dict(zip(longest_first, rows, strict=True))
+    return [by_name[name] for name in steps]
+
+
+def in_processes(run: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int) -> list[Any]:
+    """``run(*job)`` for each job, in ``workers`` spawned processes (in this one for a single worker or
+    job), submitted in the jobs' order; the results in that order."""
+    if workers <= 1 or len(jobs) == 1:
+        return [run(*job) for job in jobs]
+    context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {name: pool.submit(estimate_row, name, plan, suffix) for name in longest_first}
-        return [futures[name].result() for name in steps]
+        futures = [pool.submit(run, *job) for job in jobs]
+        return [f.result() for f in futures]
 
 
 def measure_rows(rows: list[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
@@ -547,9 +554,7 @@ def check(steps: list[str], recipe: dict[str, Any], workers: int = 1) -> tuple[l
     ):
         plan = Plan(recipe_scale(CHECK, variant, full=False), variant, 2, 1)
         jobs += [(name, plan, suffix) for name in names]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max(1, workers), mp_context=context) as pool:
-        rows = [f.result() for f in [pool.submit(check_row, *job) for job in jobs]]
+    rows = in_processes(check_row, jobs, workers)
     failed = False
     for row in rows:
         outside = not row["step"].endswith("upper bound)") and abs(row["ratio"] - 1) > TOLERANCE

@@ -166,20 +166,27 @@ class AdaptedModel:
             self.base_path = None
         self.add_lora(spec, seed)
 
+    def base_reference(self, folder: Path) -> str | None:
+        """Where a save into ``folder`` finds the adapted module's base weights instead of copying them:
+        ``base_path``, or None when they live only in memory."""
+        return self.base_path
+
     def save_weights(
         self, folder: Path, full: str, adapter: str, base: str, build_base: Callable[[], torch.nn.Module]
     ) -> str | None:
         """The adapted module's weights in ``folder``: in full under ``full`` without LoRA; with LoRA the
-        adapter under ``adapter`` and, when the base weights have no folder of their own, a copy of them
-        under ``base`` (a model from ``build_base`` holding them). Returns where the base lives (``base``
-        for the copy, else ``base_path``); None for full weights."""
+        adapter under ``adapter`` and, when the base weights have no folder of their own
+        (:meth:`base_reference`), a copy of them under ``base`` (a model from ``build_base`` holding
+        them). Returns where the base lives (``base`` for the copy, else the reference); None for full
+        weights."""
         module = self.adapted_module()
         if not has_lora(module):
             module.save_pretrained(folder / full)
             return None
         save_lora(module, folder / adapter, self.lora or LoraSpec())
-        if self.base_path is not None:
-            return self.base_path
+        reference = self.base_reference(folder)
+        if reference is not None:
+            return reference
         copy = build_base()
         copy.load_state_dict(base_state_dict(module))
         copy.save_pretrained(folder / base)

@@ -93,7 +93,7 @@ class VideoDiffusionModel(AdaptedModel):
     text_encoder: UMT5EncoderModel
     tokenizer: PreTrainedTokenizerBase
     conditioning: Conditioning = field(default_factory=Conditioning)
-    base_path: str | None = None
+    base_path: str | None = None  # AdaptedModel's; the VDM derives its base reference from ``sources``
     lora: LoraSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # where the frozen parts (and the transformer, as a LoRA base) were loaded from: see save_pretrained
@@ -380,20 +380,9 @@ class VideoDiffusionModel(AdaptedModel):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         build_base = partial(WanTransformer3DModel.from_config, deepcopy(self.transformer.config))
-        base_path = self.base_path
-        source = self.sources.get("transformer")
-        if base_path is not None and source is not None:
-            unchanged = weights_signature(self.transformer) == source.signature
-            base_path = os.path.relpath(source.folder, path) if unchanged else None
-        self.base_path, saved_base = base_path, self.base_path
-        try:
-            base_ref = self.save_weights(
-                path, "transformer", "transformer_adapter", "transformer", build_base
-            )
-        finally:
-            self.base_path = saved_base
-        if base_ref is not None and base_path is None:
-            base_ref = "."  # the base copy is this folder's own transformer/ (diffusers' subfolder)
+        base_ref = self.save_weights(path, "transformer", "transformer_adapter", "transformer", build_base)
+        if base_ref == "transformer":  # a copy: this folder's own transformer/ (diffusers' subfolder)
+            base_ref = "."
         parts = {}
         for part in REFERENCED_PARTS:
             reference = self._reference(part, path)
@@ -410,6 +399,12 @@ class VideoDiffusionModel(AdaptedModel):
             "extra": self.extra,
         }
         (path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    def base_reference(self, folder: Path) -> str | None:
+        """The transformer's base weights are referenced like the other parts: the folder it was loaded
+        from, relative to ``folder``, while its weights (adapter aside) are unchanged."""
+        reference = self._reference("transformer", folder)
+        return None if reference is None else reference["path"]
 
     def _reference(self, part: str, path: Path) -> dict[str, str] | None:
         """``{"path", "signature"}`` of ``part``'s source folder, relative to ``path``, if the part can be
@@ -462,17 +457,14 @@ class VideoDiffusionModel(AdaptedModel):
         wanted = z + conditioning.condition_channels(z)
         if transformer.config.in_channels < wanted:
             transformer = with_context_channels(transformer, wanted)
-        else:  # the transformer as its folder holds it: a LoRA base that can be referenced
-            sources["transformer"] = PartSource(
-                str(transformer_root.resolve()), weights_signature(transformer)
-            )
+        # a LoRA base that can be referenced (loading re-adds the zero context channels of a T2V folder)
+        sources["transformer"] = PartSource(str(transformer_root.resolve()), weights_signature(transformer))
         vdm = cls(
             transformer,
             vae,
             text_encoder,
             tokenizer,
             conditioning,
-            base_path=str(transformer_root) if "transformer" in sources else None,
             extra=meta.get("extra", {}),
             sources=sources,
         )

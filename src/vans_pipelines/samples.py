@@ -26,17 +26,23 @@ class TripletSamples(Dataset):
     ``captions`` maps sample_id → (caption, reasoning) and overrides the index's caption (the caption
     stage's output). ``read_workers``: how many processes evaluation loops (:func:`ordered_batches`) read
     the samples in, ahead of the model (span triplets decode their clips when read); training loaders
-    take their stage's ``trainer.num_workers``."""
+    take their stage's ``trainer.num_workers``. ``cache_mb``: items read are kept in memory up to this many
+    MiB of clips (in each process that reads them), so a training loop's later epochs and a stage's
+    repeated evaluations read nothing from storage; their clips are read-only."""
 
     def __init__(
         self,
         triplets: TripletSet,
         captions: Mapping[str, tuple[str, str]] | None = None,
         read_workers: int = 0,
+        cache_mb: float = 0,
     ):
         self.triplets = triplets
         self.captions = captions or {}
         self.read_workers = read_workers  # processes :func:`ordered_batches` reads them in (0: this one)
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, dict[str, Any]] = {}
+        self._cached_bytes = 0
         missing = [s for s in triplets.index["sample_id"] if captions is not None and s not in self.captions]
         if missing:
             raise ValueError(
@@ -47,6 +53,24 @@ class TripletSamples(Dataset):
         return len(self.triplets)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        cached = self._cache.get(i)
+        if cached is not None:
+            return dict(cached)
+        item = self._read(i)
+        size = item["context"].nbytes + item["target"].nbytes
+        if self._cached_bytes + size <= self.cache_bytes:
+            for key in ("context", "target"):  # shared by every later read: nobody may write into them
+                item[key].setflags(write=False)
+            self._cache[i] = item
+            self._cached_bytes += size
+            return dict(item)
+        return item
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers and pickled copies start with an empty cache of their own
+        return {**self.__dict__, "_cache": {}, "_cached_bytes": 0}
+
+    def _read(self, i: int) -> dict[str, Any]:
         row = self.triplets.index.iloc[i]
         sample_id = row["sample_id"]
         context, target = self.triplets.clips(sample_id)
@@ -62,9 +86,11 @@ class TripletSamples(Dataset):
         }
 
 
-def samples(triplets: TripletSet, captions: pd.DataFrame, read_workers: int = 0) -> TripletSamples:
+def samples(
+    triplets: TripletSet, captions: pd.DataFrame, read_workers: int = 0, cache_mb: float = 0
+) -> TripletSamples:
     """A split's samples with the caption stage's captions (its table, as the catalog loads it)."""
-    return TripletSamples(triplets, captions_by_id(captions), read_workers)
+    return TripletSamples(triplets, captions_by_id(captions), read_workers, cache_mb)
 
 
 @dataclass(frozen=True)

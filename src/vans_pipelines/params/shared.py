@@ -65,12 +65,14 @@ class InferenceParams(Strict):
 
 
 class RunParams(Strict):
-    """Where Lightning writes TensorBoard runs (one folder per Kedro run) and resumable checkpoints, and
-    where inference runs."""
+    """Where Lightning writes TensorBoard runs (one folder per Kedro run) and resumable checkpoints, where
+    inference runs, and how many MiB of each split's read samples (decoded clips) a process keeps in
+    memory (``sample_cache_mb``; 0: read them from storage every time)."""
 
     log_dir: str = "data/07_model_output/tensorboard"
     checkpoint_dir: str = "data/06_models/resume"
     inference: InferenceParams = InferenceParams()
+    sample_cache_mb: float = Field(1024, ge=0)
 
     def context(self, run_id: str, project_path: str) -> RunContext:
         """This run's context (a hook builds it for the nodes); relative folders are under the project.

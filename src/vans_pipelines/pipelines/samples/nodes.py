@@ -16,9 +16,11 @@ def make_samples(
     captions: pd.DataFrame,
     fps: float,
     read_workers: int = 0,
+    cache_mb: float = 0,
 ) -> SplitSamples:
     """Every split's samples with their captions, read by evaluation loops in ``read_workers`` processes
-    (``run.inference.read_workers``); a sample without a caption is an error naming it."""
+    (``run.inference.read_workers``) and kept in memory once read up to ``cache_mb`` MiB per split
+    (``run.sample_cache_mb``); a sample without a caption is an error naming it."""
     by_id = captions_by_id(captions)
-    splits = (TripletSamples(split, by_id, read_workers) for split in (train, val, test))
+    splits = (TripletSamples(split, by_id, read_workers, cache_mb) for split in (train, val, test))
     return SplitSamples(*splits, fps)

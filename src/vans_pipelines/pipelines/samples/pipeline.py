@@ -18,6 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "captions": "captions",
                     "fps": "params:ingest.clip.fps",
                     "read_workers": "params:run.inference.read_workers",
+                    "cache_mb": "params:run.sample_cache_mb",
                 },
                 "samples",
                 name="make_samples_node",

@@ -63,6 +63,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "default": {},
     "old": OLD,
     "width64": {"tiny": {"num_heads": 2, "ffn_dim": 128}},
+    "width192": {"tiny": {"num_heads": 6, "ffn_dim": 384}},
     "width256": {"tiny": {"num_heads": 8, "ffn_dim": 512}},
     "deep4": {"tiny": {"num_layers": 4}},
     "patch222": {"tiny": {"patch_size": [2, 2, 2]}},

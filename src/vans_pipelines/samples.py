@@ -86,11 +86,9 @@ class TripletSamples(Dataset):
         }
 
 
-def samples(
-    triplets: TripletSet, captions: pd.DataFrame, read_workers: int = 0, cache_mb: float = 0
-) -> TripletSamples:
+def samples(triplets: TripletSet, captions: pd.DataFrame, read_workers: int = 0) -> TripletSamples:
     """A split's samples with the caption stage's captions (its table, as the catalog loads it)."""
-    return TripletSamples(triplets, captions_by_id(captions), read_workers, cache_mb)
+    return TripletSamples(triplets, captions_by_id(captions), read_workers)
 
 
 @dataclass(frozen=True)

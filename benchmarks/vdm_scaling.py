@@ -52,9 +52,10 @@ from vans_pipelines.training.vdm_sft import (
 )
 
 #: Recipes the curve compares: overrides of the project's ``sft.vdm`` section. ``old`` is the default
-#: before issue 29 (no time shift: uniform noise levels in training, an even sampling schedule).
+#: before issue 29 (width 128, no time shift: uniform noise levels in training, an even sampling
+#: schedule, 800 steps unless ``--steps`` says otherwise).
 OLD = {
-    "tiny": {"patch_size": [1, 4, 4]},
+    "tiny": {"patch_size": [1, 4, 4], "num_heads": 4, "ffn_dim": 256},
     "conditioning": {"shift": 1.0},
     "flow_matching": {"scheme": "uniform"},
     "ema": {"decay": None},
@@ -63,6 +64,7 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "default": {},
     "old": OLD,
     "width64": {"tiny": {"num_heads": 2, "ffn_dim": 128}},
+    "width128": {"tiny": {"num_heads": 4, "ffn_dim": 256}},
     "width192": {"tiny": {"num_heads": 6, "ffn_dim": 384}},
     "width256": {"tiny": {"num_heads": 8, "ffn_dim": 512}},
     "deep4": {"tiny": {"num_layers": 4}},

@@ -60,7 +60,7 @@ class VDMEvalParams(Strict):
 
 class VDMParams(Strict):
     model: ModelSource = ModelSource()
-    tiny: TinyVDMSpec = TinyVDMSpec(num_heads=4, ffn_dim=256)
+    tiny: TinyVDMSpec = TinyVDMSpec(num_heads=8, ffn_dim=512)
     conditioning: Conditioning = Conditioning(shift=12.0, repeat_last_frame=True)
     finetune: Literal["full", "lora"] = "full"
     lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
@@ -76,7 +76,7 @@ class VDMParams(Strict):
     flow_matching: FlowMatchingRecipe = FlowMatchingRecipe()
     ema: EMAConfig = EMAConfig()
     optim: OptimConfig = OptimConfig(lr=4e-3, warmup_steps=20)
-    trainer: TrainerConfig = TrainerConfig(max_steps=800, batch_size=16, checkpoint_every_n_steps=100)
+    trainer: TrainerConfig = TrainerConfig(max_steps=600, batch_size=16, checkpoint_every_n_steps=100)
     eval: VDMEvalParams = VDMEvalParams()
 
     @model_validator(mode="after")

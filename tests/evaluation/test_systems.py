@@ -166,3 +166,41 @@ def test_still_frame_holds_the_context_and_truth_caption_systems_are_shown_but_n
         assert "clip_v" in result.summary[name]["metrics"]
     assert result.summary["truth_caption_sft_vdm"]["ranked"] is False
     assert all("truth_caption_sft_vdm" not in names for names in winners(result.summary).values())
+
+
+@pytest.mark.slow
+def test_systems_sharing_a_vdm_render_a_caption_once_per_seed_with_the_figures_of_a_lone_render(monkeypatch):
+    train, _, captions, tokenizer = captioned_world(
+        4, 4, height=16, width=16, context_frames=4, target_frames=4
+    )
+    samples = TripletSamples(train, captions)
+    vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0)
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
+    settings = {"seeds": [0, 1], "num_steps": 2, "max_new_tokens": 8, "keep_clips": 2}
+    alone = evaluate_systems(
+        system_by_name(["stage1_only"]),
+        {"grpo": vlm},
+        {"sft": vdm},
+        samples,
+        scorer,
+        ScorerFeatures(scorer),
+        **settings,
+    )
+    rendered, sample = [], vdm.sample
+    monkeypatch.setattr(
+        vdm, "sample", lambda texts, *a, **k: rendered.append(len(texts)) or sample(texts, *a, **k)
+    )
+    shared = evaluate_systems(
+        system_by_name(["sft_cascade", "stage1_only"]),
+        {"sft": vlm, "grpo": vlm},
+        {"sft": vdm},
+        samples,
+        scorer,
+        ScorerFeatures(scorer),
+        **settings,
+    )
+    assert rendered == [4, 4]  # one batch per seed: stage1_only's captions are sft_cascade's, same noise
+    assert shared.summary["stage1_only"]["metrics"] == alone.summary["stage1_only"]["metrics"]
+    np.testing.assert_array_equal(shared.answers["stage1_only"], alone.answers["stage1_only"])
+    assert list(shared.samples["system"].unique()) == ["sft_cascade", "stage1_only"]

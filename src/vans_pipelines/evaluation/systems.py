@@ -8,7 +8,7 @@ noise, so video metrics are reported as mean and std over seeds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from vans_pipelines.metrics import (
     rouge_l,
 )
 from vans_pipelines.models.answer_format import parse_answer
-from vans_pipelines.models.render import render
+from vans_pipelines.models.render import RenderCache, render
 from vans_pipelines.models.scorer import VideoTextScorer, video_text_similarity, video_video_similarity
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
@@ -237,8 +237,10 @@ def evaluate_systems(
     limit: int | None = None,
     keep_clips: int = 4,
 ) -> Evaluation:
-    """Every system on ``samples`` (read once): captions once per VLM, clips once per (VLM, VDM,
-    seed)."""
+    """Every system on ``samples`` (read once): captions once per VLM, and per (VDM, seed) each distinct
+    (sample, caption) rendered once. Systems sharing a VDM see the same noise per sample, so where
+    their captions agree (a VLM that writes the ground truth, two VLMs that agree) the clip is the same
+    and is shared (:func:`~vans_pipelines.models.render.render`'s cache) instead of rendered again."""
     if not seeds:
         raise ValueError("evaluate.seeds: give at least one seed")
     reference = Reference.of(samples, limit)
@@ -247,22 +249,22 @@ def evaluate_systems(
         key: answer_captions(vlms[key], reference, max_new_tokens=max_new_tokens, batch_size=batch_size)
         for key in dict.fromkeys(s.vlm for s in systems if s.writes_captions)
     }
+    texts = {s.name: _caption_figures(s, captions.get(s.vlm), reference, len(seeds)) for s in systems}
+    scoring = {"scorer": scorer, "features": features, "reference_features": reference_features}
     rendering = {"frames": reference.targets.shape[1], "num_steps": num_steps, "batch_size": batch_size}
+    videos = _video_figures(systems, vdms, texts, reference, seeds, rendering, scoring)
     summary: dict[str, Any] = {}
     rows: list[pd.DataFrame] = []
     answers: dict[str, np.ndarray] = {}
     for system in systems:
-        metrics, base, predicted = _caption_figures(system, captions.get(system.vlm), reference, len(seeds))
+        metrics, base, _ = texts[system.name]
         if system.vdm is None:
             rows.append(base.assign(seed=np.nan))
         else:
-            vdm = vdms[system.vdm] if system.vdm != "still" else None
-            video, video_rows, first = _video_figures(
-                vdm, predicted, base, reference, seeds, scorer, features, reference_features, rendering
-            )
-            metrics.update(video)
-            rows.extend(video_rows)
-            answers[system.name] = first[:keep_clips]
+            figures = videos[system.name]
+            metrics = {**metrics, **{name: _spread(values) for name, values in figures.per_seed.items()}}
+            rows.extend(figures.rows)
+            answers[system.name] = figures.first[:keep_clips]
         summary[system.name] = _system_entry(system, metrics, captions.get(system.vlm))
     return Evaluation(summary, pd.concat(rows, ignore_index=True), answers, reference)
 
@@ -285,29 +287,54 @@ def _caption_figures(
 
 
 def _video_figures(
-    vdm: VideoDiffusionModel | None,
-    captions: Sequence[str] | None,
-    base: pd.DataFrame,
+    systems: Sequence[System],
+    vdms: Mapping[str, VideoDiffusionModel],
+    texts: Mapping[str, tuple[dict[str, Any], pd.DataFrame, list[str] | None]],
     reference: Reference,
     seeds: Sequence[int],
-    scorer: VideoTextScorer,
-    features: VideoFeatures,
-    reference_features: np.ndarray,
     rendering: Mapping[str, Any],
-) -> tuple[dict[str, Any], list[pd.DataFrame], np.ndarray]:
-    """One system's clips for each seed (``vdm`` None: the context's last frame held), scored: each
-    metric's spread over seeds, the per-sample rows, and the first seed's clips."""
-    per_seed: dict[str, list[float]] = {}
-    rows, first = [], None
-    held = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1) if vdm is None else None
-    for seed in seeds:
-        clips = held if vdm is None else render(vdm, captions, reference.contexts, seed=seed, **rendering)
-        seed_summary, seed_samples = video_metrics(clips, reference, scorer, features, reference_features)
+    scoring: Mapping[str, Any],
+) -> dict[str, _VideoFigures]:
+    """Each video system's clips for every seed (``vdm="still"``: the context's last frame held), scored.
+    The loop runs per VDM, then per seed, so one seed's clips of one VDM are what its systems share."""
+    videos = {s.name: _VideoFigures() for s in systems if s.vdm is not None}
+    for vdm_name in dict.fromkeys(s.vdm for s in systems if s.vdm is not None):
+        vdm = vdms[vdm_name] if vdm_name != "still" else None
+        members = [s for s in systems if s.vdm == vdm_name]
+        for seed in seeds:
+            cache: RenderCache = {}
+            for system in members:
+                _, base, captions = texts[system.name]
+                if vdm is None:
+                    clips = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1)
+                else:
+                    clips = render(vdm, captions, reference.contexts, seed=seed, cache=cache, **rendering)
+                videos[system.name].add(seed, clips, base, reference, scoring)
+    return videos
+
+
+@dataclass
+class _VideoFigures:
+    """One system's video metrics as its seeds are scored: each metric per seed, the per-sample rows
+    and the first seed's clips."""
+
+    per_seed: dict[str, list[float]] = field(default_factory=dict)
+    rows: list[pd.DataFrame] = field(default_factory=list)
+    first: np.ndarray | None = None
+
+    def add(
+        self,
+        seed: int,
+        clips: np.ndarray,
+        base: pd.DataFrame,
+        reference: Reference,
+        scoring: Mapping[str, Any],
+    ) -> None:
+        seed_summary, seed_samples = video_metrics(clips, reference, **scoring)
         for name, value in seed_summary.items():
-            per_seed.setdefault(name, []).append(value)
-        rows.append(base.assign(seed=seed, **seed_samples))
-        first = clips if first is None else first
-    return {name: _spread(values) for name, values in per_seed.items()}, rows, first
+            self.per_seed.setdefault(name, []).append(value)
+        self.rows.append(base.assign(seed=seed, **seed_samples))
+        self.first = clips if self.first is None else self.first
 
 
 def _system_entry(system: System, metrics: dict[str, Any], captions: pd.DataFrame | None) -> dict[str, Any]:

@@ -50,8 +50,9 @@ def render(
     ``cache``, shared by stage-1 runs that render with the same frozen VDM from the same prompts and seeds
     (the ablation's recipes of one training seed), keeps every clip: a later run that samples the same
     caption for the same context at the same step takes it from there (about 90% of them for the
-    ablation's second and third stage-1 recipe). Such a clip equals a fresh render up to float rounding
-    of the batch it was rendered in.
+    ablation's second and third stage-1 recipe), and by the evaluate stage's systems that share a VDM (a
+    VLM's caption that equals the ground truth's is rendered once). Such a clip equals a fresh render up
+    to float rounding of the batch it was rendered in.
 
     With ``batch_size``: ``batch_size`` contexts (and their captions) at a time, the VDM in eval mode,
     each batch's noise from ``seed`` and the batch's first context (:func:`eval_noise_seed`), as the

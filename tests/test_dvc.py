@@ -20,7 +20,7 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT, make_project_copy
 from tests.runs import ALL_TINY
-from vans_pipelines.training.tune import merge
+from vans_pipelines.params.base import merge
 
 TINY_TUNE = {"tune": {"n_trials": 2, "steps": 2, "report_every": 1, "val_limit": 2}}
 TINY_ABLATE = {

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from vans_pipelines.params.base import ParameterError, Strict, format_errors
+from vans_pipelines.params.base import ParameterError, Strict, format_errors, merge
 from vans_pipelines.params.grpo_vdm import GRPOVDMParams
 from vans_pipelines.params.grpo_vlm import GRPOVLMParams
 from vans_pipelines.rl.rewards import check_reward_names
@@ -94,7 +94,6 @@ def resolve_variant(
     """A recipe's typed stage sections for one training seed (``None`` where the SFT model is kept);
     :class:`ParameterError` naming ``ablate.variants.<name>.<stage>`` when an override is invalid. A cascade
     recipe's sections are both stages' settings with its reward and steps applied to the loop."""
-    from vans_pipelines.training.tune import merge
 
     def resolve(section: str, base: Strict, overrides: dict[str, Any] | None, key: str):
         if overrides is None:

@@ -3,8 +3,10 @@ the library configs leave to their callers."""
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -77,3 +79,14 @@ def format_errors(err: ValidationError, section: str) -> list[str]:
             f"{key}: {e['msg']} (got {e.get('input')!r})" if e["type"] != "missing" else f"{key}: missing"
         )
     return lines
+
+
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in, nested dicts key by key (a tuned params section)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "rewards":
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

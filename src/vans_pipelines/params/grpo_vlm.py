@@ -6,8 +6,7 @@ from pydantic import Field
 
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.params.base import GRPOStageParams, Strict
-from vans_pipelines.rl.grpo import GRPOConfig
-from vans_pipelines.training.grpo_vlm import SamplingConfig
+from vans_pipelines.rl.grpo import GRPOConfig, SamplingConfig
 from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 

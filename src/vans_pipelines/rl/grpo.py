@@ -36,6 +36,15 @@ COMBINE_ALIASES = {"sum": "sum_then_normalize", "normalise": "normalize_then_sum
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """How the VLM samples its group during training (TRL keeps these in its ``GRPOConfig``)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+
+
+@dataclass(frozen=True)
 class GRPOConfig:
     """GRPO settings of one stage (``grpo_vlm.grpo``, ``grpo_vdm.grpo``)."""
 

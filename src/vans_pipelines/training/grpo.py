@@ -26,8 +26,7 @@ from vans_pipelines.training.trainer import FitResult, OptimConfig, TrainerConfi
 
 if TYPE_CHECKING:
     from vans_pipelines.params.base import GRPOStageParams
-    from vans_pipelines.training.grpo_vdm import Trajectories
-    from vans_pipelines.training.grpo_vlm import Completions
+    from vans_pipelines.training.rollouts import Completions, Trajectories
 
 
 @dataclass

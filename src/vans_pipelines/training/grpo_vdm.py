@@ -10,7 +10,7 @@ denoising step, so memory does not grow with the number of steps).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +27,6 @@ from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.rl.flow_sde import (
     SDEConfig,
     SDEStep,
-    Trajectory,
     policy_weight,
     sample_sde,
     sde_step,
@@ -38,6 +37,7 @@ from vans_pipelines.rl.grpo import GRPOConfig, LossScale, LossStats, clipped_pol
 from vans_pipelines.samples import ordered_batches
 from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
 from vans_pipelines.training.grpo_rewards import evaluate_rewards, score_samples
+from vans_pipelines.training.rollouts import Trajectories
 from vans_pipelines.training.trainer import FitResult, TrainingRun
 
 if TYPE_CHECKING:
@@ -77,19 +77,6 @@ def stage2_rewards(
     return score_samples(
         weights, batch, scorer, repeats, completions=anchors, captions=anchors, videos=list(videos)
     )
-
-
-@dataclass
-class Trajectories:
-    """A rollout's VDM side: one Flow-GRPO SDE trajectory per clip (latents, log-probs, kept graphs), the
-    conditioning it was made with, the decoded clips, and the reference's step means once computed."""
-
-    trajectory: Trajectory
-    text: torch.Tensor
-    cond: torch.Tensor
-    clips: np.ndarray
-    # the reference's step means, by (step, first row, end row) of each micro-batch
-    reference_means: dict[tuple[int, int, int], torch.Tensor] = field(default_factory=dict)
 
 
 @torch.no_grad()

@@ -24,23 +24,22 @@ from vans_pipelines.models.render import RenderCache, render
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel
-from vans_pipelines.rl.grpo import GRPOConfig, LossScale, LossStats, clipped_policy_loss, k3_kl
+from vans_pipelines.rl.grpo import (
+    GRPOConfig,
+    LossScale,
+    LossStats,
+    SamplingConfig,
+    clipped_policy_loss,
+    k3_kl,
+)
 from vans_pipelines.rl.rewards import VIDEO_REWARDS
 from vans_pipelines.training.grpo import GRPOModule, GRPOSettings, Rollout, fit_grpo
 from vans_pipelines.training.grpo_rewards import evaluate_rewards, score_samples
+from vans_pipelines.training.rollouts import Completions
 from vans_pipelines.training.trainer import FitResult, TrainingRun
 
 if TYPE_CHECKING:
     from vans_pipelines.params import GRPOVLMParams
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How the VLM samples its group during training."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 48
 
 
 def completion_logprobs(
@@ -70,31 +69,6 @@ def policy_inputs(
         "input_ids": generation.sequences,
         "attention_mask": attention,
     }
-
-
-@dataclass
-class Completions:
-    """A rollout's VLM side: the group's sampled answers, the inputs that re-score them, and what later
-    updates compare with: the rollout policy's log-probs when a batch is reused (``old_logp``), the
-    reference's when there is a KL term (``ref_logp``, the adapter switched off)."""
-
-    generation: Generation
-    inputs: dict[str, torch.Tensor]
-    old_logp: torch.Tensor | None = None
-    ref_logp: torch.Tensor | None = None
-
-    @property
-    def texts(self) -> list[str]:
-        return self.generation.texts
-
-    @property
-    def captions(self) -> list[str]:
-        """Each answer's caption, as the VDM renders it."""
-        return [parse_answer(t).caption for t in self.generation.texts]
-
-    @property
-    def mean_length(self) -> float:
-        return float(self.generation.completion_mask.sum(1).float().mean())
 
 
 def sample_completions(

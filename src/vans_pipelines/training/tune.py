@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.params.base import merge
 from vans_pipelines.training.grpo_vlm import evaluate_stage1, fit_stage1
 from vans_pipelines.training.trainer import RunPaths
 
@@ -71,17 +72,6 @@ def suggest(trial: optuna.Trial, space: TuneSearchSpace) -> dict[str, Any]:
     if grpo:
         overrides["grpo"] = grpo
     return overrides
-
-
-def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in, nested dicts key by key (a tuned params section)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "rewards":
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def params_from_trial(trial: optuna.trial.FrozenTrial, space: TuneSearchSpace) -> dict[str, Any]:

@@ -410,6 +410,31 @@ def two_prompt_rollout(vdm, train, sde):
     )
 
 
+def test_a_group_sharing_its_initial_noise_differs_by_the_windows_noise_alone(world):
+    train, _, _, vdm, _ = world
+    contexts = np.stack([train[i]["context"] for i in (0, 0, 1, 1)])
+
+    def clips(**sde):
+        config = SDEConfig(num_steps=3, window_end=1, **sde)
+        generator = torch.Generator().manual_seed(0)
+        return sample_trajectories(vdm, ["a"] * 4, contexts, 4, config, generator, group_size=2)
+
+    def gap(chains, a, b):  # mean difference of two clips' final latents
+        return float((chains.trajectory.final[a] - chains.trajectory.final[b]).abs().mean())
+
+    ode_shared, ode_own = clips(noise_level=0.0, share_initial_noise=True), clips(noise_level=0.0)
+    starts = ode_shared.trajectory.latents[:, 0]
+    assert torch.equal(starts[0], starts[1]) and torch.equal(starts[2], starts[3])
+    assert not torch.equal(starts[1], starts[2])  # one draw per group, not one for all
+    torch.testing.assert_close(starts[::2], ode_own.trajectory.latents[::2, 0])  # a group's first draw
+    assert gap(ode_shared, 0, 1) < 1e-4 < gap(ode_own, 0, 1)  # same start, no step noise: same clip
+    sde_shared = clips(noise_level=0.7, share_initial_noise=True)
+    assert gap(sde_shared, 0, 1) > 1e-3  # the window's noise tells them apart
+    with pytest.raises(ValueError, match="groups of 2"):
+        config = SDEConfig(share_initial_noise=True)
+        sample_trajectories(vdm, ["a"] * 3, contexts[:3], 4, config, torch.Generator(), group_size=2)
+
+
 def test_stage2_reference_means_are_computed_once_per_rollout(world):
     """The reference policy does not train: later updates of the same rollout reuse its step means."""
     train, _, _, vdm, _ = world

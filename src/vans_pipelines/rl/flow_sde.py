@@ -150,6 +150,10 @@ class SDEConfig:
     # right after the rollout need not run the model on those steps again. Memory: one graph per
     # stochastic step at once (off for large models).
     keep_graphs: bool = False
+    # The clips of a GRPO group start from one initial noise draw (DanceGRPO) instead of one each, so the
+    # rewards within a group differ by the stochastic steps' noise alone: the steps that are trained on
+    # are then the only source of the variance their advantages credit.
+    share_initial_noise: bool = False
 
     def __post_init__(self) -> None:
         end = self.num_steps if self.window_end is None else self.window_end

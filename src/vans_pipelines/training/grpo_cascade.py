@@ -84,7 +84,9 @@ class GRPOCascadeModule(VLMPolicyModule):
         generator = torch.Generator().manual_seed(self.rollout_seed())
         contexts = np.repeat(batch["context"], G, axis=0)
         frames = batch["target"].shape[1]
-        sampled = sample_trajectories(self.vdm, completions.captions, contexts, frames, self.sde, generator)
+        sampled = sample_trajectories(
+            self.vdm, completions.captions, contexts, frames, self.sde, generator, group_size=G
+        )
         rewards = stage1_rewards(self.weights, completions.texts, sampled.clips, batch, self.scorer, G)
         stats = {
             "rollout/completion_length": completions.mean_length,

@@ -87,10 +87,17 @@ def sample_trajectories(
     frames: int,
     sde: SDEConfig,
     generator: torch.Generator,
+    group_size: int = 1,
 ) -> Trajectories:
-    """One Flow-GRPO SDE trajectory per caption (with its context), decoded to uint8 clips."""
+    """One Flow-GRPO SDE trajectory per caption (with its context), decoded to uint8 clips. With
+    ``sde.share_initial_noise`` each run of ``group_size`` consecutive clips (a group) starts from its
+    first clip's initial noise; the draws are the same either way, so the steps' noise is too."""
     height, width = contexts.shape[2:4]
     noise, text, cond = vdm.prepare(list(captions), contexts, frames, height, width, generator)
+    if sde.share_initial_noise:
+        if len(captions) % group_size:
+            raise ValueError(f"{len(captions)} clips do not split into groups of {group_size}")
+        noise = noise[::group_size].repeat_interleave(group_size, dim=0)
     trajectory = sample_sde(
         lambda x, s: vdm.velocity(x, s, text, cond),
         noise,
@@ -147,7 +154,7 @@ class GRPOVDMModule(GRPOModule):
         generator = torch.Generator().manual_seed(self.rollout_seed())
         contexts = np.repeat(batch["context"], G, axis=0)
         sampled = sample_trajectories(
-            self.vdm, anchors, contexts, batch["target"].shape[1], self.sde, generator
+            self.vdm, anchors, contexts, batch["target"].shape[1], self.sde, generator, group_size=G
         )
         rewards = stage2_rewards(self.weights, sampled.clips, batch, self.scorer, G)
         clip_motion, target_motion = motion(sampled.clips), motion(batch["target"])

@@ -9,11 +9,11 @@ from vans_pipelines.evaluation.ablation import (
     Claim,
     check_claim,
     combine_seeds,
-    flat_summary,
+    flat_ablation_summary,
     proxy_correlations,
-    summarise,
+    summarise_recipes,
 )
-from vans_pipelines.evaluation.ablation_report import markdown_report
+from vans_pipelines.evaluation.ablation_report import ablation_markdown
 from vans_pipelines.evaluation.systems import Evaluation, Reference
 
 N = 40  # test samples
@@ -118,7 +118,8 @@ def test_the_summary_report_and_dvc_metrics_of_an_ablation():
         )
         for s in (0, 1, 2)
     }
-    figures, _ = summarise(per_seed, "two_stage", {"run": {"steps": 1}}, {"two_stage/seed_0": {}}, 12.0)
+    trained = {"two_stage/seed_0": {}}
+    figures, _ = summarise_recipes(per_seed, "two_stage", {"run": {"steps": 1}}, trained, 12.0)
     assert figures["training_seeds"] == [0, 1, 2] and figures["samples"] == N
     assert {c["claim"] for c in figures["claims"]} == {
         "Stage 1 alone (VLM-only GRPO) adds over SFT",
@@ -126,9 +127,9 @@ def test_the_summary_report_and_dvc_metrics_of_an_ablation():
         "Two stages beat VLM-only GRPO",
     }  # claims about recipes that did not run are left out
     assert set(figures["comparisons"]) == {"vlm_only", "sft_cascade"}
-    flat = flat_summary(figures)
+    flat = flat_ablation_summary(figures)
     assert flat["vlm_only_vs_two_stage.event_accuracy"] == pytest.approx(
         figures["comparisons"]["vlm_only"]["event_accuracy"]["delta"], abs=1e-5
     )
-    text = markdown_report(figures)
+    text = ablation_markdown(figures)
     assert "| Two stages beat VLM-only GRPO |" in text and "## A verifiable reward" in text

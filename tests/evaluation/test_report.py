@@ -76,7 +76,7 @@ def test_video_grid_rows_columns_and_timing():
 def test_plots_are_figures_even_without_curves():
     assert report.plot_metric_bars(summary()).axes
     empty = pd.DataFrame(columns=["stage", "run", "tag", "step", "value"])
-    assert report.plot_training_curves(empty).axes
+    assert report.training_curves_figure(empty).axes
 
 
 def test_curves_of_runs_keeps_only_the_runs_the_stage_reports_name():

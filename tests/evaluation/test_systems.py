@@ -6,7 +6,7 @@ from sacrebleu.metrics import BLEU
 from tests.training.worlds import captioned_world
 from vans_pipelines.evaluation.comparison import paired_comparison, winners
 from vans_pipelines.evaluation.features import ScorerFeatures
-from vans_pipelines.evaluation.systems import SYSTEMS, caption_metrics, evaluate_systems, system_by_name
+from vans_pipelines.evaluation.systems import SYSTEMS, caption_metrics, score_systems, system_by_name
 from vans_pipelines.metrics import bleu, clip_motion, frechet_distance, motion
 from vans_pipelines.models.scorer import TinyScorer, TinyScorerSpec
 from vans_pipelines.models.tiny import TinyVDMSpec, TinyVLMSpec, build_tiny_vdm, build_tiny_vlm
@@ -118,7 +118,7 @@ def test_systems_with_the_same_models_score_identically_and_seeds_vary_the_clips
     vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
     scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
     systems = system_by_name(["vlm_only", "sft_cascade", "stage1_only"])
-    result = evaluate_systems(
+    result = score_systems(
         systems,
         {"sft": vlm, "grpo": vlm},
         {"sft": vdm, "grpo": vdm},
@@ -147,7 +147,7 @@ def test_still_frame_holds_the_context_and_truth_caption_systems_are_shown_but_n
     samples = TripletSamples(train, captions)
     vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
     scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
-    result = evaluate_systems(
+    result = score_systems(
         system_by_name(["still_frame", "truth_caption_sft_vdm"]),
         {},
         {"sft": vdm},
@@ -178,7 +178,7 @@ def test_systems_sharing_a_vdm_render_a_caption_once_per_seed_with_the_figures_o
     vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
     scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
     settings = {"seeds": [0, 1], "num_steps": 2, "max_new_tokens": 8, "keep_clips": 2}
-    alone = evaluate_systems(
+    alone = score_systems(
         system_by_name(["stage1_only"]),
         {"grpo": vlm},
         {"sft": vdm},
@@ -191,7 +191,7 @@ def test_systems_sharing_a_vdm_render_a_caption_once_per_seed_with_the_figures_o
     monkeypatch.setattr(
         vdm, "sample", lambda texts, *a, **k: rendered.append(len(texts)) or sample(texts, *a, **k)
     )
-    shared = evaluate_systems(
+    shared = score_systems(
         system_by_name(["sft_cascade", "stage1_only"]),
         {"sft": vlm, "grpo": vlm},
         {"sft": vdm},

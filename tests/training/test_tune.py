@@ -7,9 +7,9 @@ from vans_pipelines.training.tune import (
     merge,
     open_study,
     params_from_trial,
-    run_study,
+    run_trials,
     suggest,
-    summarise,
+    summarise_study,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,11 +46,11 @@ def test_an_interrupted_study_resumes_to_its_target_count(tmp_path):
     def objective(trial):
         return suggest(trial, space)["rewards"]["text_fidelity"]
 
-    assert run_study(study(tmp_path), 2, objective) == 2
+    assert run_trials(study(tmp_path), 2, objective) == 2
     resumed = study(tmp_path)  # a new process: the same SQLite file
-    assert run_study(resumed, 5, objective) == 3
-    assert run_study(study(tmp_path), 5, objective) == 0
-    summary = summarise(study(tmp_path), space)
+    assert run_trials(resumed, 5, objective) == 3
+    assert run_trials(study(tmp_path), 5, objective) == 0
+    summary = summarise_study(study(tmp_path), space)
     assert summary["complete"] == 5 and summary["best"]["value"] == max(t["value"] for t in summary["trials"])
     assert set(summary["importances"]) == {"weight_format", "weight_text_fidelity", "weight_video_fidelity"}
 

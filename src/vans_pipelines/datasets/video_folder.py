@@ -13,7 +13,7 @@ import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
 from vans_pipelines.datasets._fs import resolve_filesystem
-from vans_pipelines.video.spans import fingerprint, is_local
+from vans_pipelines.video.spans import file_fingerprint, is_local
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class VideoFile:
         return self._full_path if self.is_local else self._fs.unstrip_protocol(self._full_path)
 
     def fingerprint(self) -> str:
-        """Its content fingerprint (:func:`vans_pipelines.video.spans.fingerprint`)."""
-        return fingerprint(self._fs, self._full_path, self.size_bytes)
+        """Its content fingerprint (:func:`vans_pipelines.video.spans.file_fingerprint`)."""
+        return file_fingerprint(self._fs, self._full_path, self.size_bytes)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.evaluation.comparison import paired_comparison
 from vans_pipelines.evaluation.features import VideoFeatures
-from vans_pipelines.evaluation.systems import Evaluation, System, evaluate_systems, system_by_name
+from vans_pipelines.evaluation.systems import Evaluation, System, score_systems, system_by_name
 from vans_pipelines.training.ablation import AblationTrainer, Recipe
 
 #: Reference systems of the ablation (seed-independent: the SFT models and the static floor).
@@ -131,7 +131,7 @@ QUESTIONS: tuple[Claim, ...] = (
 )
 
 
-def run_ablation(
+def train_and_score_recipes(
     trainer: AblationTrainer,
     recipes: Mapping[int, Sequence[Recipe]],
     labels: Mapping[str, str],
@@ -141,7 +141,7 @@ def run_ablation(
     **evaluation: Any,
 ) -> dict[int, Evaluation]:
     """Train each training seed's recipes and evaluate their cascades on ``samples`` (``evaluation``: the
-    keyword settings of :func:`evaluate_systems`); the reference systems are evaluated with the first
+    keyword settings of :func:`score_systems`); the reference systems are evaluated with the first
     seed. A seed's models are dropped once it is evaluated. ``trained_recipes`` receives, per
     ``<recipe>/seed_<k>``, the runs behind the recipe and what they changed."""
     per_seed: dict[int, Evaluation] = {}
@@ -153,14 +153,14 @@ def run_ablation(
         systems = [System(t.name, labels[t.name], t.vlm, t.vdm) for t in trained]
         if not per_seed:
             systems += system_by_name(REFERENCES)
-        per_seed[training_seed] = evaluate_systems(
+        per_seed[training_seed] = score_systems(
             systems, trainer.vlms, trainer.vdms, samples, trainer.scorer, features, keep_clips=0, **evaluation
         )
         trainer.release()
     return per_seed
 
 
-def summarise(
+def summarise_recipes(
     per_seed: Mapping[int, Evaluation],
     baseline: str,
     runs: Mapping[str, Any],
@@ -194,7 +194,7 @@ def summarise(
     }, samples
 
 
-def flat_summary(ablation: Mapping[str, Any]) -> dict[str, float]:
+def flat_ablation_summary(ablation: Mapping[str, Any]) -> dict[str, float]:
     """Numbers only, one level (DVC metrics): each system's mean per compared metric and each recipe's
     paired difference from the baseline."""
     flat = {}

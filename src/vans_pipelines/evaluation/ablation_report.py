@@ -13,8 +13,9 @@ from vans_pipelines.evaluation.ablation import COMPARED, LABELS
 from vans_pipelines.evaluation.report import markdown_rows
 
 
-def markdown_report(ablation: Mapping[str, Any]) -> str:
-    """The ablation report (``ablation``: :func:`~vans_pipelines.evaluation.ablation.summarise`'s figures)."""
+def ablation_markdown(ablation: Mapping[str, Any]) -> str:
+    """The ablation report (``ablation``: the figures of
+    :func:`~vans_pipelines.evaluation.ablation.summarise_recipes`)."""
     baseline = ablation["baseline"]
     lines = [
         "# Ablations on the synthetic world, judged by its oracle",

@@ -261,7 +261,7 @@ def curves_of_runs(curves: pd.DataFrame, stage_reports: Mapping[str, Mapping[str
     return curves[np.logical_or.reduce(keep)].reset_index(drop=True)
 
 
-def plot_training_curves(curves: pd.DataFrame, window: int = 5) -> plt.Figure:
+def training_curves_figure(curves: pd.DataFrame, window: int = 5) -> plt.Figure:
     """Reward curves of the training stages (``stage, tag, step, value`` rows), smoothed by a running
     mean of ``window`` steps; raw values faint behind."""
     stages = sorted(curves["stage"].unique()) if len(curves) else []
@@ -337,7 +337,7 @@ def video_grid(
     return np.ascontiguousarray(grid[:, : grid.shape[1] // 2 * 2, : grid.shape[2] // 2 * 2])
 
 
-def plot_optimisation_history(trials: Sequence[Mapping[str, Any]]) -> plt.Figure:
+def optimisation_history_figure(trials: Sequence[Mapping[str, Any]]) -> plt.Figure:
     """A study's trial values (grey: pruned) and the best so far."""
     trials = [t for t in trials if t["value"] is not None]
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -355,7 +355,7 @@ def plot_optimisation_history(trials: Sequence[Mapping[str, Any]]) -> plt.Figure
     return fig
 
 
-def plot_parameter_importance(importances: Mapping[str, float]) -> plt.Figure:
+def parameter_importance_figure(importances: Mapping[str, float]) -> plt.Figure:
     """A study's parameter importances (fANOVA), most important on top."""
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     if importances:

@@ -206,7 +206,7 @@ def video_metrics(
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate_systems` measured."""
+    """What :func:`score_systems` measured."""
 
     summary: dict[str, Any]  # per system: label, checkpoints, metric -> {mean, std, per_seed}
     samples: pd.DataFrame  # one row per (system, seed, sample)
@@ -222,7 +222,7 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def evaluate_systems(
+def score_systems(
     systems: Sequence[System],
     vlms: Mapping[str, VisionLanguageModel],
     vdms: Mapping[str, VideoDiffusionModel],

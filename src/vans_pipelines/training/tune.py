@@ -97,7 +97,7 @@ class ReportToTrial(Callback):
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned at step {step} ({value:.4f})")
 
 
-def run_study(study: optuna.Study, n_trials: int, objective: Callable[[optuna.Trial], float]) -> int:
+def run_trials(study: optuna.Study, n_trials: int, objective: Callable[[optuna.Trial], float]) -> int:
     """Run trials until the study holds ``n_trials`` finished (complete or pruned) ones, counting those of
     earlier (interrupted) runs and of other workers. Returns how many trials this call ran."""
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -182,7 +182,7 @@ def validation_score(
     return float(result["total"])
 
 
-def summarise(study: optuna.Study, space: TuneSearchSpace) -> dict[str, Any]:
+def summarise_study(study: optuna.Study, space: TuneSearchSpace) -> dict[str, Any]:
     """Best trial, its overrides, every trial's state / value / params, and parameter importances."""
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]

@@ -6,7 +6,7 @@ worker decodes the clips when a batch asks for them (:func:`~vans_pipelines.vide
 to the keyframe before the context, one decode through the target). The frames equal those the clip
 formats store, pixel for pixel, because both come from the same grid of the same file.
 
-A source must not change after ingest: each row carries the source's :func:`fingerprint`, and
+A source must not change after ingest: each row carries the source's :func:`file_fingerprint`, and
 :func:`check_sources` names every source that vanished or changed (with its triplets) before a split is
 used.
 """
@@ -39,11 +39,11 @@ SPAN_COLUMNS = (
     "target_frame_stop",
 )
 
-#: Bytes hashed at each of the start, middle and end of a file by :func:`fingerprint`.
+#: Bytes hashed at each of the start, middle and end of a file by :func:`file_fingerprint`.
 FINGERPRINT_BLOCK = 1 << 16
 
 
-def fingerprint(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None) -> str:
+def file_fingerprint(fs: fsspec.AbstractFileSystem, path: str, size: int | None = None) -> str:
     """``"<size>:<blake2b>"`` of a file: its size and a BLAKE2b hash of 64 KiB at its start, middle and
     end (imohash's sampling). Reading three blocks costs the same for a 10 MB or a 10 GB video, so every
     split load can check every source; an edited or re-encoded video changes its size or its container
@@ -149,7 +149,7 @@ class SourceProblem:
 
 def check_sources(index: pd.DataFrame, threads: int = 8) -> list[SourceProblem]:
     """Every source of an index with :data:`SPAN_COLUMNS` (``source_uri`` resolved) that is missing or
-    whose :func:`fingerprint` differs from the one ingest recorded, with the triplets cut from it.
+    whose :func:`file_fingerprint` differs from the one ingest recorded, with the triplets cut from it.
     Sources are checked in ``threads`` threads (each check reads three blocks: I/O, not CPU)."""
     groups = index.groupby("source_uri", sort=True)
     jobs = [(uri, str(rows["source_fingerprint"].iloc[0]), tuple(rows["sample_id"])) for uri, rows in groups]
@@ -159,7 +159,7 @@ def check_sources(index: pd.DataFrame, threads: int = 8) -> list[SourceProblem]:
         fs, path = fsspec.core.url_to_fs(uri)
         if not fs.isfile(path):
             return SourceProblem(uri, "missing", sample_ids)
-        now = fingerprint(fs, path)
+        now = file_fingerprint(fs, path)
         if now != recorded:
             return SourceProblem(uri, "changed", sample_ids, f"fingerprint {now}, ingest saw {recorded}")
         return None

@@ -4,7 +4,7 @@ Two task families as in the paper (procedural recipes and predictive physics), g
 in several phrasings, structured state, and an oracle that reads events back from any clip's pixels.
 """
 
-from vans_pipelines.world.captions import all_captions, caption_event, reasoning_for
+from vans_pipelines.world.captions import all_captions, event_caption, reasoning_for
 from vans_pipelines.world.events import EVENT_KINDS, Event
 from vans_pipelines.world.generate import WorldSample, render_sample, render_split
 from vans_pipelines.world.oracle import read_event, segment
@@ -14,7 +14,7 @@ __all__ = [
     "Event",
     "WorldSample",
     "all_captions",
-    "caption_event",
+    "event_caption",
     "read_event",
     "reasoning_for",
     "render_sample",

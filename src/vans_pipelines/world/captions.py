@@ -65,10 +65,10 @@ def all_captions(event: Event) -> list[str]:
     return [p.format(subject=event.subject, detail=event.detail) for p in PHRASINGS[event.kind]]
 
 
-def caption_event(event: Event, rng: np.random.Generator) -> str:
+def event_caption(event: Event, rng: np.random.Generator) -> str:
     """One phrasing of ``event``, chosen by ``rng``.
 
-    >>> caption_event(Event("paint", "red square", "blue"), np.random.default_rng(0)).count("blue")
+    >>> event_caption(Event("paint", "red square", "blue"), np.random.default_rng(0)).count("blue")
     1
     """
     options = all_captions(event)

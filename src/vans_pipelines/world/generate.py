@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vans_pipelines.triplets import QUESTIONS, SPLITS, TripletSet
-from vans_pipelines.world.captions import caption_event
+from vans_pipelines.world.captions import event_caption
 from vans_pipelines.world.events import EVENT_KINDS, PREDICTIVE_EPISODES, Episode, Event, procedural_episode
 from vans_pipelines.world.scene import render_clip
 
@@ -63,7 +63,7 @@ def render_sample(
         sample_id=f"world-{split}-{index:06d}",
         family=family,
         question=questions[int(rng.integers(len(questions)))],
-        caption=caption_event(episode.event, rng),
+        caption=event_caption(episode.event, rng),
         event=episode.event,
         state=episode.state,
         context=render_clip(episode.layout, episode.context, height, width),

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vans_pipelines.evaluation import ablation
-from vans_pipelines.evaluation.ablation_report import markdown_report, plot_recipes
+from vans_pipelines.evaluation.ablation_report import ablation_markdown, plot_recipes
 from vans_pipelines.evaluation.features import build_features
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
@@ -59,7 +59,7 @@ def run_ablation(
         anchor_pool=params.anchor_pool,
     )
     started, trained = time.perf_counter(), {}
-    per_seed = ablation.run_ablation(
+    per_seed = ablation.train_and_score_recipes(
         trainer,
         recipes_by_seed(params, stage1, stage2),
         {name: variant.label or name for name, variant in params.variants.items()},
@@ -69,7 +69,7 @@ def run_ablation(
         **params.eval.model_dump(),
     )
     seconds = time.perf_counter() - started
-    figures, samples = ablation.summarise(per_seed, params.baseline, trainer.runs, trained, seconds)
+    figures, samples = ablation.summarise_recipes(per_seed, params.baseline, trainer.runs, trained, seconds)
     for claim in figures["claims"] + figures["questions"]:
         logger.info("ablate: %s: %s (%+.4f)", claim["claim"], claim["verdict"], claim["delta"])
     return figures, samples
@@ -94,7 +94,7 @@ def recipes_by_seed(
 
 def summarise_ablation(figures: dict[str, Any]) -> dict[str, float]:
     """The flat numeric summary DVC shows as the ablate stage's metric."""
-    return ablation.flat_summary(figures)
+    return ablation.flat_ablation_summary(figures)
 
 
 def plot_ablation(figures: dict[str, Any]) -> Figure:
@@ -102,4 +102,4 @@ def plot_ablation(figures: dict[str, Any]) -> Figure:
 
 
 def write_ablation_report(figures: dict[str, Any]) -> str:
-    return markdown_report(figures) + "\n![recipes](ablation.png)\n"
+    return ablation_markdown(figures) + "\n![recipes](ablation.png)\n"

@@ -52,7 +52,7 @@ def evaluate_systems(
     started = time.perf_counter()
     inference = run_context.inference
     with inference.running(sft_vlm, grpo_vlm, sft_vdm, grpo_vdm, scorer, features):
-        result = systems.evaluate_systems(
+        result = systems.score_systems(
             systems.system_by_name(params.systems),
             {"sft": sft_vlm, "grpo": grpo_vlm},
             {"sft": sft_vdm, "grpo": grpo_vdm},
@@ -121,7 +121,7 @@ def plot_training_curves(
     for stage in ("grpo_vlm", "grpo_vdm"):
         if not (curves["stage"] == stage).any():
             logger.warning("no %s training curves from this run under the TensorBoard folder", stage)
-    return report.plot_training_curves(curves), curves
+    return report.training_curves_figure(curves), curves
 
 
 def render_video_grid(clips: dict[str, np.ndarray], evaluate: dict[str, Any]) -> np.ndarray:

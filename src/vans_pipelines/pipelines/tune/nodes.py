@@ -57,8 +57,8 @@ def run_study(
         run_context.logging_to(params.log_dir),
         fps=samples.fps,
     )
-    ran = tuning.run_study(study, params.n_trials, objective)
-    summary = tuning.summarise(study, params.search)
+    ran = tuning.run_trials(study, params.n_trials, objective)
+    summary = tuning.summarise_study(study, params.search)
     summary["ran_this_time"] = ran
     summary["objective"] = dict(params.objective)
     if "best" in summary:
@@ -89,8 +89,8 @@ def write_tuned_parameters(summary: dict[str, Any], grpo_vlm: dict[str, Any]) ->
 
 
 def plot_optimisation_history(summary: dict[str, Any]) -> Figure:
-    return report.plot_optimisation_history(summary["trials"])
+    return report.optimisation_history_figure(summary["trials"])
 
 
 def plot_parameter_importance(summary: dict[str, Any]) -> Figure:
-    return report.plot_parameter_importance(summary.get("importances", {}))
+    return report.parameter_importance_figure(summary.get("importances", {}))

@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import encode_cut_video
 from vans_pipelines.datasets import AtomicJSONDataset, TripletDataset, VideoFolderDataset
-from vans_pipelines.pipelines.ingest.nodes import IngestError, assign_splits, build_triplets
+from vans_pipelines.ingest import IngestError
+from vans_pipelines.pipelines.ingest.nodes import build_triplets
 from vans_pipelines.triplets import QUESTIONS
 
 GEOMETRY = {"vae_spatial_factor": 8, "vae_temporal_factor": 1, "patch_size": [1, 2, 2]}
@@ -93,16 +94,6 @@ def test_folder_of_only_bad_files_is_an_error_listing_reasons(tmp_path):
     folder = VideoFolderDataset(path=str(tmp_path)).load()
     with pytest.raises(IngestError, match=r"none of the 1 videos .*\(0 bytes\)"):
         build_triplets(folder, video_params(), GEOMETRY)
-
-
-def test_assign_splits_is_deterministic_and_disjoint():
-    paths = [f"v{i}.mp4" for i in range(20)]
-    a = assign_splits(paths, 0.1, 0.2, seed=0)
-    assert a == assign_splits(list(reversed(paths)), 0.1, 0.2, seed=0)
-    counts = {s: sum(v == s for v in a.values()) for s in ("train", "val", "test")}
-    assert counts == {"train": 14, "val": 2, "test": 4}
-    assert set(assign_splits(paths[:3], 0.1, 0.1, seed=0).values()) == {"train", "val", "test"}
-    assert set(assign_splits(paths[:1], 0.1, 0.1, seed=0).values()) == {"train"}
 
 
 def test_same_seed_same_triplets():

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from vans_pipelines.metrics import oracle_event_scores
-from vans_pipelines.models.vdm import VideoDiffusionModel, to_uint8_video
+from vans_pipelines.models.vdm import VideoDiffusionModel
+from vans_pipelines.models.wan_vae import to_uint8_video
 from vans_pipelines.rl.flow_sde import SDEConfig, sample_sde
 
 ROOT = Path(__file__).resolve().parents[1]

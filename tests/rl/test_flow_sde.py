@@ -6,7 +6,8 @@ import torch
 
 from vans_pipelines.models.lora import LoraSpec, adapters_disabled
 from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
-from vans_pipelines.models.vdm import Conditioning, to_uint8_video
+from vans_pipelines.models.vdm import Conditioning
+from vans_pipelines.models.wan_vae import to_uint8_video
 from vans_pipelines.rl.flow_sde import (
     SDEConfig,
     gaussian_kl,

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 
 import torch
 
@@ -28,3 +29,22 @@ def compiler_available(device: torch.device) -> bool:
         log.warning("torch.compile: no C++ compiler on PATH (g++, clang++, c++ or $CXX); running eager")
         compiler_available.warned = True
     return False
+
+
+class CompiledParts:
+    """``torch.compile``'d stand-ins for a model's named parts, once :meth:`use` asked for them."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, torch.nn.Module] = {}
+
+    def use(self, parts: Mapping[str, torch.nn.Module]) -> None:
+        """Compile these parts from now on (an empty mapping: run every part eager again)."""
+        self._compiled = {name: torch.compile(part) for name, part in parts.items()}
+
+    def get(self, name: str, part: torch.nn.Module) -> torch.nn.Module:
+        """``part`` compiled when :meth:`use` named it, else ``part`` itself."""
+        if name not in self._compiled:
+            return part
+        if self._compiled[name]._orig_mod is not part:  # swapped, or copied without the memo
+            self._compiled[name] = torch.compile(part)
+        return self._compiled[name]

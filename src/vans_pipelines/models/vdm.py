@@ -10,9 +10,7 @@ continues the user's scene. Rectified flow: ``x_t = (1 - t) x_0 + t noise``, the
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from copy import deepcopy
@@ -24,64 +22,34 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5EncoderModel
+from transformers import PreTrainedTokenizerBase, UMT5EncoderModel
 
-from vans_pipelines.models.compile import compiler_available
+from vans_pipelines.models.compile import CompiledParts, compiler_available
 from vans_pipelines.models.conditioning import Conditioning, with_context_channels
 from vans_pipelines.models.dedup import first_occurrences
 from vans_pipelines.models.flow_matching import FlowMatchingRecipe
 from vans_pipelines.models.lora import (
     AdaptedModel,
     LoraSpec,
-    base_state_dict,
     load_lora,
 )
-from vans_pipelines.models.wan_vae import latent_frames, use_fast_vae_paths, vae_factors
-
-META_FILE = "vans_vdm.json"
-#: Frozen parts a saved VDM references in the folder it was loaded from instead of copying them, when
-#: their weights are unchanged (Wan2.1's UMT5-XXL text encoder alone is ~11 GB).
-REFERENCED_PARTS = ("vae", "text_encoder")
-
-
-def weights_signature(module: torch.nn.Module) -> str:
-    """A digest of ``module``'s weights (without LoRA adapters): each tensor's name, shape, dtype, sum and
-    sum of squares (accumulated in float64, a few million values at a time). Any training step changes
-    it; computing it reads the weights once."""
-    digest = hashlib.blake2b(digest_size=16)
-    with torch.no_grad():
-        for name, tensor in sorted(base_state_dict(module).items()):
-            total = torch.zeros(2, dtype=torch.float64, device=tensor.device)
-            for chunk in tensor.detach().reshape(-1).split(1 << 22):
-                values = chunk.double()
-                total += torch.stack([values.sum(), values.square().sum()])
-            digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-            digest.update(total.cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class PartSource:
-    """Where a part's weights were loaded from: the model folder holding its ``<part>/`` subfolder, and
-    their :func:`weights_signature` then."""
-
-    folder: str
-    signature: str
-
+from vans_pipelines.models.vdm_folder import (
+    META_FILE,
+    REFERENCED_PARTS,
+    PartSource,
+    load_parts,
+    part_reference,
+    weights_signature,
+)
+from vans_pipelines.models.wan_vae import (
+    latent_frames,
+    to_model_video,
+    to_uint8_video,
+    use_fast_vae_paths,
+    vae_factors,
+)
 
 PLAIN_FLOW = FlowMatchingRecipe()
-
-
-def to_model_video(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 ``[B, T, H, W, 3]`` → float ``[B, 3, T, H, W]`` in [-1, 1]."""
-    x = torch.as_tensor(frames)
-    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
-
-
-def to_uint8_video(x: torch.Tensor) -> np.ndarray:
-    """float ``[B, 3, T, H, W]`` in [-1, 1] → uint8 ``[B, T, H, W, 3]``."""
-    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
 
 
 @dataclass
@@ -101,7 +69,7 @@ class VideoDiffusionModel(AdaptedModel):
 
     def __post_init__(self) -> None:
         use_fast_vae_paths(self.vae)  # the frame-folded VAE passes ~5x faster; same numbers to rounding
-        self._compiled: dict[str, torch.nn.Module] = {}  # see compile
+        self._compiled = CompiledParts()  # see compile
 
     def compile(self, enabled: bool = True) -> None:
         """Run the transformer and the VAE decoder through ``torch.compile`` (inductor) from now on, in
@@ -110,15 +78,7 @@ class VideoDiffusionModel(AdaptedModel):
         compiler on the CPU (inductor needs one) it stays eager, with one warning."""
         enabled = enabled and compiler_available(self.device)
         parts = {"transformer": self.transformer, "decoder": self.vae.decoder}
-        self._compiled = {name: torch.compile(part) for name, part in parts.items()} if enabled else {}
-
-    def _compiled_part(self, name: str, part: torch.nn.Module) -> torch.nn.Module:
-        """``part`` compiled when :meth:`compile` asked for it, else ``part`` itself."""
-        if name not in self._compiled:
-            return part
-        if self._compiled[name]._orig_mod is not part:  # swapped, or copied without the memo
-            self._compiled[name] = torch.compile(part)
-        return self._compiled[name]
+        self._compiled.use(parts if enabled else {})
 
     # ------------------------------------------------------------------ latents
     @property
@@ -235,7 +195,7 @@ class VideoDiffusionModel(AdaptedModel):
         with scale ``guidance`` (default ``conditioning.guidance_scale``; 1: the transformer alone):
         ``v(empty) + scale (v(caption) - v(empty))``, both halves in one batch."""
         scale = self.conditioning.guidance_scale if guidance is None else guidance
-        transformer = self._compiled_part("transformer", self.transformer)
+        transformer = self._compiled.get("transformer", self.transformer)
         b = latents.shape[0]
         if scale != 1.0:
             null = self.encode_text([""]).expand(b, -1, -1)
@@ -252,7 +212,7 @@ class VideoDiffusionModel(AdaptedModel):
         """The VAE's decode, through the compiled decoder when there is one (swapped in for the call:
         diffusers' decode calls ``vae.decoder`` itself)."""
         decoder = self.vae.decoder
-        compiled = self._compiled_part("decoder", decoder)
+        compiled = self._compiled.get("decoder", decoder)
         if compiled is decoder:
             return self.vae.decode(z).sample
         self.vae.decoder = compiled
@@ -407,16 +367,7 @@ class VideoDiffusionModel(AdaptedModel):
         return None if reference is None else reference["path"]
 
     def _reference(self, part: str, path: Path) -> dict[str, str] | None:
-        """``{"path", "signature"}`` of ``part``'s source folder, relative to ``path``, if the part can be
-        referenced there (its source still holds it and its weights did not change); else None."""
-        source = self.sources.get(part)
-        if source is None or not (Path(source.folder) / part).is_dir():
-            return None
-        if Path(source.folder).resolve() == path.resolve():
-            return None
-        if weights_signature(getattr(self, part)) != source.signature:
-            return None
-        return {"path": os.path.relpath(source.folder, path), "signature": source.signature}
+        return part_reference(part, getattr(self, part), self.sources.get(part), path)
 
     @classmethod
     def from_pretrained(
@@ -426,59 +377,21 @@ class VideoDiffusionModel(AdaptedModel):
         ones get zero-initialised input channels for the context condition, so they start unchanged).
         Referenced parts are loaded from the folders they name and checked against their signature."""
         local = Path(path)
-        meta = json.loads((local / META_FILE).read_text()) if (local / META_FILE).is_file() else {}
-        kwargs = {"torch_dtype": dtype} if dtype is not None else {}
-        base = meta.get("transformer_base")
-        transformer_root = local if base in (None, ".") else _referenced_folder(local, base)
-        transformer = WanTransformer3DModel.from_pretrained(
-            str(transformer_root), subfolder="transformer", **kwargs
-        )
-        roots = {part: local for part in REFERENCED_PARTS}
-        for part, reference in meta.get("parts", {}).items():
-            roots[part] = _referenced_folder(local, reference["path"])
-        vae = AutoencoderKLWan.from_pretrained(str(roots["vae"]), subfolder="vae", **kwargs)
-        text_encoder = UMT5EncoderModel.from_pretrained(
-            str(roots["text_encoder"] / "text_encoder"), **({"dtype": dtype} if dtype else {})
-        )
-        tokenizer = AutoTokenizer.from_pretrained(str(local / "tokenizer"))
+        stored = load_parts(local, dtype)
+        transformer, meta = stored.transformer, stored.meta
         if conditioning is None:
             conditioning = Conditioning(**meta["conditioning"]) if meta else Conditioning()
-        sources = {}
-        for part, module in (("vae", vae), ("text_encoder", text_encoder)):
-            sources[part] = PartSource(str(roots[part].resolve()), weights_signature(module))
-            reference = meta.get("parts", {}).get(part)
-            # (a load that converts the dtype changes the values, so only a plain load can check them)
-            if dtype is None and reference is not None and reference["signature"] != sources[part].signature:
-                raise ValueError(
-                    f"{local}: its {part} is the one in {roots[part]}, whose weights changed since {local} "
-                    "was saved (save it again from the model it was trained with)"
-                )
-        z = vae.config.z_dim
+        z = stored.vae.config.z_dim
         wanted = z + conditioning.condition_channels(z)
         if transformer.config.in_channels < wanted:
             transformer = with_context_channels(transformer, wanted)
         # a LoRA base that can be referenced (loading re-adds the zero context channels of a T2V folder)
-        sources["transformer"] = PartSource(str(transformer_root.resolve()), weights_signature(transformer))
-        vdm = cls(
-            transformer,
-            vae,
-            text_encoder,
-            tokenizer,
-            conditioning,
-            extra=meta.get("extra", {}),
-            sources=sources,
-        )
-        if base is not None:
+        sources = {
+            **stored.sources,
+            "transformer": PartSource(str(stored.transformer_root.resolve()), weights_signature(transformer)),
+        }
+        parts = (transformer, stored.vae, stored.text_encoder, stored.tokenizer)
+        vdm = cls(*parts, conditioning, extra=meta.get("extra", {}), sources=sources)
+        if meta.get("transformer_base") is not None:
             vdm.lora = load_lora(transformer, local / "transformer_adapter")
         return vdm
-
-
-def _referenced_folder(local: Path, reference: str) -> Path:
-    """The folder a saved VDM at ``local`` references: relative to ``local`` (or absolute, or, as
-    earlier versions stored it, relative to the working directory)."""
-    folder = local / reference
-    if not folder.is_dir() and Path(reference).is_dir():
-        folder = Path(reference)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{local}: it references {reference}, which is not a folder (from {local})")
-    return folder

@@ -16,6 +16,7 @@ norm swapped too, encoding frames takes 0.6-0.7 of the time it takes with the fa
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
@@ -89,3 +90,15 @@ def latent_frames(frames: int, temporal_factor: int) -> int:
     (9, 16)
     """
     return frames if temporal_factor == 1 else (frames - 1) // temporal_factor + 1
+
+
+def to_model_video(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B, T, H, W, 3]`` → float ``[B, 3, T, H, W]`` in [-1, 1]."""
+    x = torch.as_tensor(frames)
+    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def to_uint8_video(x: torch.Tensor) -> np.ndarray:
+    """float ``[B, 3, T, H, W]`` in [-1, 1] → uint8 ``[B, T, H, W, 3]``."""
+    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).cpu().numpy()

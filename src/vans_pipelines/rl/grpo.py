@@ -285,18 +285,33 @@ def clipped_policy_loss(
     else:
         length = normaliser or config.max_completion_length or logp.shape[1]
         loss = masked.sum() / (kept_rows * length)
-    with torch.no_grad():
-        active = mask.sum().clamp(min=1)
-        is_low = (ratio < low) & (a < 0)
-        is_high = (ratio > high) & (a > 0)
-        stats = LossStats(
-            ratio_mean=float((ratio * mask).sum() / active),
-            clip_fraction=float(((is_low | is_high).to(mask.dtype) * mask).sum() / active),
-            low_clip_fraction=float((is_low.to(mask.dtype) * mask).sum() / active),
-            high_clip_fraction=float((is_high.to(mask.dtype) * mask).sum() / active),
-            kl_mean=float((kl * mask).sum() / active) if kl is not None else None,
-        )
-    return loss, stats
+    return loss, _loss_stats(ratio, a, mask, (low, high), kl)
+
+
+@torch.no_grad()
+def _loss_stats(
+    ratio: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    bounds: tuple[float, float],
+    kl: torch.Tensor | None,
+) -> LossStats:
+    """The masked mean ratio and KL, and the share of elements clipped below / above ``bounds`` (TRL's
+    ``clip_ratio`` metrics: a ratio clipped where its advantage's sign makes the clip bind)."""
+    active = mask.sum().clamp(min=1)
+    is_low = (ratio < bounds[0]) & (advantages < 0)
+    is_high = (ratio > bounds[1]) & (advantages > 0)
+
+    def share(flags: torch.Tensor) -> float:
+        return float((flags.to(mask.dtype) * mask).sum() / active)
+
+    return LossStats(
+        ratio_mean=float((ratio * mask).sum() / active),
+        clip_fraction=share(is_low | is_high),
+        low_clip_fraction=share(is_low),
+        high_clip_fraction=share(is_high),
+        kl_mean=float((kl * mask).sum() / active) if kl is not None else None,
+    )
 
 
 def sample_mask(advantages: Advantages, config: GRPOConfig) -> torch.Tensor:

@@ -22,8 +22,9 @@ from vans_pipelines.metrics import motion, rouge_l
 from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import adapters_disabled
 from vans_pipelines.models.scorer import VideoTextScorer
-from vans_pipelines.models.vdm import VideoDiffusionModel, to_uint8_video
+from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
+from vans_pipelines.models.wan_vae import to_uint8_video
 from vans_pipelines.rl.flow_sde import (
     SDEConfig,
     SDEStep,
@@ -211,8 +212,7 @@ def trajectory_losses(
     that many clips, normalised by the whole group's count, so the pieces' gradients add up to the whole
     step's while only one piece's graph is alive. The first update after a rollout sampled with
     ``sde.keep_graphs`` uses the graphs the sampler kept instead of running the model again."""
-    trajectory, text, cond = sampled.trajectory, sampled.text, sampled.cond
-    sigmas, cap = trajectory.sigmas, sigma_cap(trajectory.sigmas)
+    trajectory, cap = sampled.trajectory, sigma_cap(sampled.trajectory.sigmas)
     steps, total = trajectory.steps, advantages.shape[0]
     size = micro_batch_size or total
     pieces = [slice(start, min(start + size, total)) for start in range(0, total, size)]
@@ -224,25 +224,13 @@ def trajectory_losses(
     kept, normaliser = scale.rows, scale.normaliser(grpo)
     for k, i in enumerate(steps):
         for rows in pieces:
-            x, x_next = trajectory.latents[rows, i], trajectory.latents[rows, i + 1]
             step = trajectory.graphs.pop(i, None)  # scored while sampling (``sde.keep_graphs``)
             if step is None:
-                step = _step_log_prob(
-                    vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text[rows], cond[rows]
-                )
+                step = _score_step(vdm, sde, sampled, i, rows, cap)
             logp = step.log_prob.unsqueeze(1)
             old = trajectory.log_probs[rows, k : k + 1] if grpo.num_iterations > 1 else logp.detach()
-            kl = None
-            if grpo.beta:
-                # The reference (adapter off) does not train: its step means are computed once per
-                # rollout and reused by the rollout's later updates.
-                cached, key = sampled.reference_means, (i, rows.start, rows.stop)
-                if key not in cached:
-                    with torch.no_grad(), adapters_disabled(vdm.transformer):
-                        cached[key] = _step_log_prob(
-                            vdm, sde, x, x_next, sigmas[i], sigmas[i + 1], cap, text[rows], cond[rows]
-                        ).mean
-                kl = step_kl(step, cached[key], sde.kl_form).unsqueeze(1)
+            reference = _reference_mean(vdm, sde, sampled, i, rows, cap) if grpo.beta else None
+            kl = step_kl(step, reference, sde.kl_form).unsqueeze(1) if reference is not None else None
             # a positive weight on the advantages scales the policy term alone, not the KL
             weighted = advantages[rows] * policy_weight(step, sde.policy_scale)
             loss, stats = clipped_policy_loss(
@@ -257,6 +245,36 @@ def trajectory_losses(
                 normaliser=normaliser,
             )
             yield loss / len(steps), stats
+
+
+def _score_step(
+    vdm: VideoDiffusionModel, sde: SDEConfig, sampled: Trajectories, i: int, rows: slice, cap: float
+) -> SDEStep:
+    """Step ``i`` of the ``rows`` of ``sampled`` re-scored under the model as it is now."""
+    latents, sigmas = sampled.trajectory.latents, sampled.trajectory.sigmas
+    return _step_log_prob(
+        vdm,
+        sde,
+        latents[rows, i],
+        latents[rows, i + 1],
+        sigmas[i],
+        sigmas[i + 1],
+        cap,
+        sampled.text[rows],
+        sampled.cond[rows],
+    )
+
+
+def _reference_mean(
+    vdm: VideoDiffusionModel, sde: SDEConfig, sampled: Trajectories, i: int, rows: slice, cap: float
+) -> torch.Tensor:
+    """The reference's (adapter off) mean of step ``i`` for ``rows``. The reference does not train, so
+    it is computed once per rollout and reused by the rollout's later updates."""
+    cached, key = sampled.reference_means, (i, rows.start, rows.stop)
+    if key not in cached:
+        with torch.no_grad(), adapters_disabled(vdm.transformer):
+            cached[key] = _score_step(vdm, sde, sampled, i, rows, cap).mean
+    return cached[key]
 
 
 def merge_loss_stats(stats: Sequence[LossStats]) -> LossStats:

@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 
 from vans_pipelines.metrics import oracle_event_scores, pixel_mse
 from vans_pipelines.models.flow_matching import FlowMatchingRecipe
-from vans_pipelines.models.vdm import PLAIN_FLOW, VideoDiffusionModel, to_model_video, to_uint8_video
+from vans_pipelines.models.vdm import PLAIN_FLOW, VideoDiffusionModel
+from vans_pipelines.models.wan_vae import to_model_video, to_uint8_video
 from vans_pipelines.samples import collate, ordered_batches
 from vans_pipelines.training.base import TrainingModule
 from vans_pipelines.training.data import (

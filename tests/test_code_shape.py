@@ -1,6 +1,6 @@
-"""No import circle among the package's modules: every module imports only modules below it, counting the
-imports made for type checking and inside functions too (a circle that only works because one side
-imports late is still a circle)."""
+"""The package's shape: no import circle among its modules (counting the imports made for type checking
+and inside functions too: a circle that only works because one side imports late is still a circle), no
+module over 400 lines and no function over 50."""
 
 from __future__ import annotations
 
@@ -53,3 +53,18 @@ def test_no_relative_imports_hide_from_the_check():
         if isinstance(node, ast.ImportFrom) and node.level
     ]
     assert not relative, f"relative imports (use absolute ones): {relative}"
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for path in (SRC / "vans_pipelines").rglob("*.py"):
+        text = path.read_text()
+        name = str(path.relative_to(SRC))
+        if len(text.splitlines()) > 400:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 50:
+                    too_long.append(f"{name}:{node.lineno} {node.name}: {lines} lines")
+    assert not too_long, "over 400 lines a module or 50 a function:\n" + "\n".join(too_long)

@@ -1,7 +1,7 @@
 """Does a Joint-GRPO stage's val gain beat the seed spread for every *training* seed, not only the default?
 
     .venv/bin/python -m benchmarks.training_seeds --stage grpo_vlm --seeds 0,1,2 [--project DIR] \
-        [--params grpo_vlm.optim.lr=1e-3,...] > /dev/null      # from the repository root
+        [--params grpo_vlm.optim.lr=1e-3,...] [--test] > /dev/null      # from the repository root
 
 A stage report compares the val reward before and after training at one training seed, against the
 spread over eval seeds. This runs the stage once per training seed (``<stage>.trainer.seed``), each in
@@ -11,12 +11,18 @@ project's own models and reports are left alone. It prints, side by side, each s
 total, the level's seed spread (the larger of before / after), the paired per-eval-seed std, and whether
 the change beats the spread; then the change's mean and std over training seeds. Kedro's own log goes to
 stdout, the table to stderr.
+
+With ``--test`` (stage 2 only) each run is also judged on the test split, as issue 29 asks: the evaluate
+stage renders the ground-truth captions with the SFT and the stage-2 VDM (and the two cascades), and the
+row adds the oracle's event accuracy of each and their paired difference per test sample (mean over the
+eval seeds) with its standard error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -25,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from omegaconf import OmegaConf
@@ -32,6 +39,9 @@ from omegaconf import OmegaConf
 from benchmarks.stage_times import ROOT, copy_project
 
 STAGES = ("grpo_vlm", "grpo_vdm")
+#: What ``--test`` evaluates after stage 2: the VDM alone from the ground truth, before and after, and the
+#: cascades it serves.
+TEST_SYSTEMS = ["sft_cascade", "joint_grpo", "truth_caption_sft_vdm", "truth_caption_grpo_vdm"]
 
 
 def parse_params(text: str) -> dict[str, Any]:
@@ -55,18 +65,29 @@ def copy_finished_project(source: Path, parent: Path) -> Path:
 
 
 def run_seeds(
-    project: Path, stage: str, seeds: Sequence[int], params: Mapping[str, Any] | None = None
+    project: Path,
+    stage: str,
+    seeds: Sequence[int],
+    params: Mapping[str, Any] | None = None,
+    test: bool = False,
 ) -> list[dict[str, Any]]:
     """Run ``stage`` once per training seed in ``project`` (which it overwrites) and return each run's
-    val figures: ``seed, before, after, improvement, seed_spread, paired_std, beats_spread``."""
+    val figures: ``seed, before, after, improvement, seed_spread, paired_std, beats_spread``; with
+    ``test`` (stage 2) also its test figures (:func:`test_gain`)."""
     if stage not in STAGES:
         raise ValueError(f"--stage: {stage!r} is not one of {', '.join(STAGES)}")
+    if test and stage != "grpo_vdm":
+        raise ValueError("--test: judges stage 2 (the VDM) on the test split; use --stage grpo_vdm")
     bootstrap_project(project)
     rows = []
     for seed in seeds:
-        runtime = OmegaConf.to_container(OmegaConf.merge(params or {}, {stage: {"trainer": {"seed": seed}}}))
+        overrides = {
+            stage: {"trainer": {"seed": seed}},
+            **({"evaluate": {"systems": TEST_SYSTEMS}} if test else {}),
+        }
+        runtime = OmegaConf.to_container(OmegaConf.merge(params or {}, overrides))
         with KedroSession.create(project_path=project, runtime_params=runtime) as session:
-            session.run(pipeline_names=[stage])
+            session.run(pipeline_names=[stage, "evaluate"] if test else [stage])
         report = json.loads((project / "data" / "08_reporting" / f"{stage}_report.json").read_text())
         rows.append(
             {
@@ -77,9 +98,26 @@ def run_seeds(
                 "seed_spread": report["seed_spread"],
                 "paired_std": report["improvement_seed_std"],
                 "beats_spread": report["improvement"] > report["seed_spread"],
+                **(test_gain(project) if test else {}),
             }
         )
     return rows
+
+
+def test_gain(project: Path) -> dict[str, float]:
+    """The stage-2 VDM against its SFT VDM on the test split, both from the ground-truth captions: each one's
+    oracle event accuracy, and their paired difference per test sample (mean over the eval seeds) with its
+    standard error."""
+    table = pd.read_parquet(project / "data" / "08_reporting" / "evaluation_samples.parquet")
+    per_sample = table.groupby(["system", "sample_id"])["event"].mean().unstack(0)
+    sft, grpo = per_sample["truth_caption_sft_vdm"], per_sample["truth_caption_grpo_vdm"]
+    difference = grpo - sft
+    return {
+        "test_sft": float(sft.mean()),
+        "test_grpo": float(grpo.mean()),
+        "test_gain": float(difference.mean()),
+        "test_gain_se": float(difference.std(ddof=1) / math.sqrt(len(difference))),
+    }
 
 
 def summary(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -91,6 +129,13 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(
             f"{r['seed']:>5} {r['before']:8.4f} {r['after']:8.4f} {r['improvement']:+8.4f} "
             f"{r['seed_spread']:8.4f} {r['paired_std']:8.4f}  {'yes' if r['beats_spread'] else 'no'}"
+        )
+    if all("test_gain" in r for r in rows):
+        lines.append("test, ground-truth captions: seed, SFT VDM, GRPO VDM, paired gain ± standard error")
+        lines.extend(
+            f"{r['seed']:>5} {r['test_sft']:8.4f} {r['test_grpo']:8.4f} {r['test_gain']:+8.4f} "
+            f"± {r['test_gain_se']:.4f}{'  beyond 2 SE' if r['test_gain'] > 2 * r['test_gain_se'] else ''}"
+            for r in rows
         )
     changes = [r["improvement"] for r in rows]
     spread = statistics.stdev(changes) if len(changes) > 1 else 0.0
@@ -107,12 +152,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--project", type=Path, default=ROOT, help="a project past the stage's upstream")
     parser.add_argument("--params", default="", help="runtime parameters for every run, as kedro --params")
+    parser.add_argument("--test", action="store_true", help="stage 2: judge each run on the test split too")
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="vans-seeds-") as tmp:
         project = copy_finished_project(args.project.resolve(), Path(tmp))
-        rows = run_seeds(project, args.stage, seeds, parse_params(args.params))
+        rows = run_seeds(project, args.stage, seeds, parse_params(args.params), test=args.test)
     print(
         f"\n{args.stage} val total, one run per training seed ({os.cpu_count()} CPU cores)", file=sys.stderr
     )

@@ -16,6 +16,17 @@ from vans_pipelines.world.captions import PHRASINGS, all_captions, parse_caption
 from vans_pipelines.world.events import Event
 
 
+@pytest.fixture
+def tiny_world():
+    """Four captioned train samples of a 16-pixel world, and tiny random VLM, VDM and scorer."""
+    train, _, captions, tokenizer = captioned_world(
+        4, 4, height=16, width=16, context_frames=4, target_frames=4
+    )
+    vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0)
+    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
+    return TripletSamples(train, captions), vlm, vdm, TinyScorer.build(tokenizer, TinyScorerSpec())
+
+
 def test_bleu_is_sacrebleus_corpus_bleu_in_unit_range():
     hyps = ["the red square falls to the floor", "paint the blue circle green"]
     refs = ["the red square falls and lands on the floor", "next paint the blue circle green"]
@@ -109,14 +120,8 @@ def test_unknown_system_names_the_key():
 
 
 @pytest.mark.slow
-def test_systems_with_the_same_models_score_identically_and_seeds_vary_the_clips():
-    train, _, captions, tokenizer = captioned_world(
-        4, 4, height=16, width=16, context_frames=4, target_frames=4
-    )
-    samples = TripletSamples(train, captions)
-    vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0)
-    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
-    scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
+def test_systems_with_the_same_models_score_identically_and_seeds_vary_the_clips(tiny_world):
+    samples, vlm, vdm, scorer = tiny_world
     systems = system_by_name(["vlm_only", "sft_cascade", "stage1_only"])
     result = score_systems(
         systems,
@@ -140,13 +145,8 @@ def test_systems_with_the_same_models_score_identically_and_seeds_vary_the_clips
 
 
 @pytest.mark.slow
-def test_still_frame_holds_the_context_and_truth_caption_systems_are_shown_but_not_ranked():
-    train, _, captions, tokenizer = captioned_world(
-        4, 4, height=16, width=16, context_frames=4, target_frames=4
-    )
-    samples = TripletSamples(train, captions)
-    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
-    scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
+def test_still_frame_holds_the_context_and_truth_caption_systems_are_shown_but_not_ranked(tiny_world):
+    samples, _, vdm, scorer = tiny_world
     result = score_systems(
         system_by_name(["still_frame", "truth_caption_sft_vdm"]),
         {},
@@ -169,14 +169,10 @@ def test_still_frame_holds_the_context_and_truth_caption_systems_are_shown_but_n
 
 
 @pytest.mark.slow
-def test_systems_sharing_a_vdm_render_a_caption_once_per_seed_with_the_figures_of_a_lone_render(monkeypatch):
-    train, _, captions, tokenizer = captioned_world(
-        4, 4, height=16, width=16, context_frames=4, target_frames=4
-    )
-    samples = TripletSamples(train, captions)
-    vlm = build_tiny_vlm(tokenizer, TinyVLMSpec(), fps=8.0)
-    vdm = build_tiny_vdm(tokenizer, TinyVDMSpec(), Conditioning(context_frames=2))
-    scorer = TinyScorer.build(tokenizer, TinyScorerSpec())
+def test_systems_sharing_a_vdm_render_a_caption_once_per_seed_with_the_figures_of_a_lone_render(
+    tiny_world, monkeypatch
+):
+    samples, vlm, vdm, scorer = tiny_world
     settings = {"seeds": [0, 1], "num_steps": 2, "max_new_tokens": 8, "keep_clips": 2}
     alone = score_systems(
         system_by_name(["stage1_only"]),

@@ -301,12 +301,13 @@ def _video_figures(
     for vdm_name in dict.fromkeys(s.vdm for s in systems if s.vdm is not None):
         vdm = vdms[vdm_name] if vdm_name != "still" else None
         members = [s for s in systems if s.vdm == vdm_name]
+        held = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1) if vdm is None else None
         for seed in seeds:
             cache: RenderCache = {}
             for system in members:
                 _, base, captions = texts[system.name]
-                if vdm is None:
-                    clips = np.repeat(reference.contexts[:, -1:], rendering["frames"], axis=1)
+                if held is not None:
+                    clips = held
                 else:
                     clips = render(vdm, captions, reference.contexts, seed=seed, cache=cache, **rendering)
                 videos[system.name].add(seed, clips, base, reference, scoring)

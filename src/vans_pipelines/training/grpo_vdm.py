@@ -180,22 +180,6 @@ class GRPOVDMModule(GRPOModule):
         )
 
 
-def _step_log_prob(
-    vdm: VideoDiffusionModel,
-    sde: SDEConfig,
-    x: torch.Tensor,
-    x_next: torch.Tensor,
-    sigma: torch.Tensor,
-    sigma_next: torch.Tensor,
-    cap: float,
-    text: torch.Tensor,
-    cond: torch.Tensor,
-) -> SDEStep:
-    """The current model's Gaussian for one recorded step, scoring the recorded next latents."""
-    velocity = vdm.velocity(x, sigma.to(x.device).expand(x.shape[0]), text, cond)
-    return sde_step(x, velocity, sigma, sigma_next, sde.noise_level, sigma_cap=cap, next_latents=x_next)
-
-
 def trajectory_losses(
     vdm: VideoDiffusionModel,
     sampled: Trajectories,
@@ -250,18 +234,13 @@ def trajectory_losses(
 def _score_step(
     vdm: VideoDiffusionModel, sde: SDEConfig, sampled: Trajectories, i: int, rows: slice, cap: float
 ) -> SDEStep:
-    """Step ``i`` of the ``rows`` of ``sampled`` re-scored under the model as it is now."""
+    """Step ``i`` of the ``rows`` of ``sampled`` re-scored under the model as it is now: its Gaussian,
+    scoring the recorded next latents."""
     latents, sigmas = sampled.trajectory.latents, sampled.trajectory.sigmas
-    return _step_log_prob(
-        vdm,
-        sde,
-        latents[rows, i],
-        latents[rows, i + 1],
-        sigmas[i],
-        sigmas[i + 1],
-        cap,
-        sampled.text[rows],
-        sampled.cond[rows],
+    x, sigma = latents[rows, i], sigmas[i]
+    velocity = vdm.velocity(x, sigma.to(x.device).expand(x.shape[0]), sampled.text[rows], sampled.cond[rows])
+    return sde_step(
+        x, velocity, sigma, sigmas[i + 1], sde.noise_level, sigma_cap=cap, next_latents=latents[rows, i + 1]
     )
 
 

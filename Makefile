@@ -1,4 +1,4 @@
-# Two commands for users (see README): `make run` and `make test`. Both install first.
+# Two commands for users (README, docs/getting-started.md): `make run` and `make test`. Both install first.
 PYTHON ?= python3
 VENV ?= .venv
 # CPU wheel by default (no multi-GB CUDA download). GPU machines: make run TORCH_SPEC=torch
@@ -10,15 +10,16 @@ KEDRO_ARGS ?=
 
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup browser run test bench repro exp clean-venv lock
+.PHONY: setup browser run test docs bench repro exp clean-venv lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 
 # Every package but torch is installed at the version in constraints.txt, so a clone next month gets
-# the environment the README's figures were measured in; `make lock` refreshes the file.
+# the environment the docs' figures were measured in; `make lock` refreshes the file.
 CONSTRAINTS ?= constraints.txt
 
 # The stamp makes a second `make` free; it is redone when the dependencies or their pins change.
@@ -66,8 +67,15 @@ browser:
 	    else echo "install Debian's chromium package for the kedro-viz test (needs root)"; fi; }
 
 test: setup browser
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/pytest
+	$(BIN)/mkdocs build --strict --quiet
+
+# The docs' results pages from the finished run's reports (data/08_reporting) and the benchmarks' saved
+# results (benchmarks/results), stamped with the commit, date and CPU; then the site, in build/site/.
+docs: setup
+	$(BIN)/python docs/gen_results.py
+	$(BIN)/mkdocs build --strict
 
 bench: setup
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench]"

@@ -182,7 +182,7 @@ def test_the_paper_recipe_names_each_missing_checkpoint_before_any_node_runs(pro
 
 @pytest.mark.slow
 def test_ingest_needs_no_checkpoint_and_the_next_stage_names_its_own(project_copy):
-    """The README's `kedro run --env paper --pipelines ingest` runs before any checkpoint is set; a stage
+    """Getting started's `kedro run --env paper --pipelines ingest` runs before any checkpoint is set; a stage
     that loads models names only the checkpoints it needs."""
     write_world_videos(project_copy / "data" / "01_raw", per_family=2)
     run(project_copy, ["ingest"], SHRUNK, env="paper")

@@ -73,7 +73,7 @@ class OptimConfig:
     warmup_steps: int = 0
     schedule: str = "cosine"
     betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8  # AdamW's; stage 2's per-weight gradients can be smaller (README, "Stage 2 ...")
+    eps: float = 1e-8  # AdamW's; stage 2's per-weight gradients can be smaller (docs/log/stage2.md)
 
     def __post_init__(self) -> None:
         if self.lr <= 0:

@@ -181,7 +181,7 @@ def after_default_stage1(tmp_path_factory):
 # Stage 1's change of the val reward on the default run depends on the CPU's float kernels (the runs
 # diverge over thousands of SFT steps) and is not a gain on every one: +0.0028 (every eval seed, paired std
 # 0.0005) on one machine, +0.020 on an AMD EPYC with AVX-512, -0.016 on the AMD EPYC without it that CI drew
-# on 2026-12-06 (README, "Stage 1 on the default run"). What holds on every CPU is asserted below: GRPO
+# on 2026-12-06 (docs/log/stage1.md). What holds on every CPU is asserted below: GRPO
 # climbs the stage-1 reward of the prompts it trains on, and stage 2 gains on val beyond eval noise.
 
 

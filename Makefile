@@ -79,11 +79,11 @@ docs: setup
 
 bench: setup
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench]"
-	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/wan_vae.py
-	$(BIN)/python benchmarks/grpo_sde.py
-	$(BIN)/python benchmarks/grpo_stage1_vs_trl.py
-	$(BIN)/python benchmarks/vlm_attention.py
+	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.wan_vae
+	$(BIN)/python -m benchmarks.grpo_sde
+	$(BIN)/python -m benchmarks.grpo_stage1_vs_trl
+	$(BIN)/python -m benchmarks.vlm_attention
 
 repro: setup
 	$(DVC) repro

@@ -12,6 +12,6 @@ out=data/08_reporting/gpu_check
 mkdir -p "$out"
 "$python" -c "import torch; assert torch.cuda.is_available(), 'gpu_check.sh needs a CUDA GPU'; print(torch.cuda.get_device_name())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.csv"
-"$python" benchmarks/paper_memory.py --estimates benchmarks/paper_memory_estimates.json --measure-device cuda \
+"$python" -m benchmarks.paper_memory --estimates benchmarks/paper_memory_estimates.json --measure-device cuda \
   --json "$out/paper_memory.json" | tee "$out/paper_memory.txt"
-"$python" benchmarks/paper_scale.py --repeats 1 --json "$out/paper_scale.json" | tee "$out/paper_scale.txt"
+"$python" -m benchmarks.paper_scale --repeats 1 --json "$out/paper_scale.json" | tee "$out/paper_scale.txt"

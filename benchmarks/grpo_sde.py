@@ -2,7 +2,7 @@
 the same tiny VDM (diffusers' FlowMatchEulerDiscreteScheduler, what ``VideoDiffusionModel.sample`` runs),
 same prompts, noise and number of steps, measured side by side in one run.
 
-    .venv/bin/python benchmarks/grpo_sde.py [--repeats 5] [--batch 16] [--steps 10]
+    .venv/bin/python -m benchmarks.grpo_sde [--repeats 5] [--batch 16] [--steps 10] [--smoke] [--json F]
 
 Both include text / context encoding and VAE decoding of the final latents. The SDE side also keeps the
 whole latent chain (for the update) and the log-prob of every step, in float32. Target: sde / plain <= 1.15.
@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.figures import add_output_arguments, write_figures
 from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning
@@ -29,7 +30,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=16, help="clips per rollout (prompts x group size)")
     parser.add_argument("--steps", type=int, default=10)
+    add_output_arguments(parser, smoke="1 repeat of 2 clips x 2 steps")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.batch, args.steps = 1, 2, 2
 
     world = render_split(0, "train", args.batch, context_frames=16, target_frames=16, height=32, width=32)
     captions = [t.caption for t in world]
@@ -75,6 +79,15 @@ def main() -> None:
         print(f"{name:>6}: {seconds * 1000:8.1f} ms per rollout (best of {args.repeats})")
     ratio = best["sde"] / best["plain"]
     print(f"sde / plain = {ratio:.3f}  (target <= 1.15: {'met' if ratio <= 1.15 else 'NOT met'})")
+    figures = {
+        "clips": args.batch,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "plain_seconds": best["plain"],
+        "sde_seconds": best["sde"],
+        "sde_over_plain": ratio,
+    }
+    write_figures(args.json, figures, smoke=args.smoke)
 
 
 if __name__ == "__main__":

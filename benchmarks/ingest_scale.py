@@ -2,7 +2,7 @@
 format stores and how fast a data loader worker reads it back, and peak memory as the number of videos
 grows, measured in one run.
 
-    .venv/bin/python benchmarks/ingest_scale.py [--repeats 2] [--counts 10,100,1000] [--workers 2] \
+    .venv/bin/python -m benchmarks.ingest_scale [--repeats 2] [--counts 10,100,1000] [--workers 2] \
         [--gpu-tflops 989] [--mfu 0.4] [--json figures.json]
 
 1. Throughput, on the real sample videos of ``benchmarks/ingest.py`` (720p and smaller) plus six
@@ -43,12 +43,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.ingest import decode_only, make_folder  # the sample videos of benchmarks/ingest.py
 from vans_pipelines.datasets import TripletDataset, VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
 from vans_pipelines.video import encode_video
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import decode_only, make_folder  # the sample videos of benchmarks/ingest.py
 
 PAPER_GEOMETRY = {"vae_spatial_factor": 8, "vae_temporal_factor": 4, "patch_size": [1, 2, 2]}
 PAPER_CLIP = {"context_frames": 33, "target_frames": 33, "height": 352, "width": 640, "fps": 16.0}
@@ -177,9 +175,9 @@ def sft_vdm_sample_flops() -> float:
     """FLOPs of one SFT VDM sample at paper size (forward and backward of the Wan2.1-1.3B transformer on
     one 33-frame 352x640 clip's latents with the context condition), on the meta device."""
     from diffusers import WanTransformer3DModel
-    from paper_scale import PAPER  # benchmarks/ is on the path (above)
     from torch.utils.flop_counter import FlopCounterMode
 
+    from benchmarks.paper_scale import PAPER
     from vans_pipelines.models.conditioning import Conditioning
 
     z = PAPER.vae["z_dim"]
@@ -265,7 +263,8 @@ def memory(counts: list[int], workers: int) -> list[dict]:
                 result = subprocess.run(
                     [
                         sys.executable,
-                        __file__,
+                        "-m",
+                        "benchmarks.ingest_scale",
                         "--measure",
                         str(folder),
                         str(Path(tmp) / f"out_{count}_{clip_format}"),
@@ -277,6 +276,7 @@ def memory(counts: list[int], workers: int) -> list[dict]:
                     capture_output=True,
                     text=True,
                     check=True,
+                    cwd=Path(__file__).resolve().parents[1],
                 )
                 row = json.loads(result.stdout.strip().splitlines()[-1])
                 rows.append({"videos": count, "format": clip_format, **row})

@@ -1,7 +1,7 @@
 """Peak GPU memory of every conf/paper step at full model size, estimated on this CPU with fake tensors.
 
-    .venv/bin/python benchmarks/paper_memory.py --max-gb 80     # the paper recipe (a few minutes, no GPU)
-    .venv/bin/python benchmarks/paper_memory.py --smoke         # shrunken models (what CI runs)
+    .venv/bin/python -m benchmarks.paper_memory --max-gb 80     # the paper recipe (a few minutes, no GPU)
+    .venv/bin/python -m benchmarks.paper_memory --smoke         # shrunken models (what CI runs)
 
 For each step of ``kedro run --env paper`` that trains or evaluates — the SFT VLM step, the SFT VDM step,
 a stage-1 step, a stage-2 step and an evaluation batch — it builds the real model classes at their
@@ -58,10 +58,10 @@ from unittest import mock
 
 import numpy as np
 import torch
-from paper_scale import PAPER, SMOKE, Scale, build_models
-from paper_scale import context_clips as world_clips
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.paper_scale import PAPER, SMOKE, Scale, build_models
+from benchmarks.paper_scale import context_clips as world_clips
 from vans_pipelines.models.checkpointing import checkpoint_module
 from vans_pipelines.models.render import render
 from vans_pipelines.models.vlm import Generation, VisionLanguageModel

@@ -3,8 +3,8 @@ architectures at full size (Qwen2.5-VL-3B and Wan2.1-1.3B configs, random init),
 (the paper recipe's ``bf16-mixed``) with LoRA r8/alpha32 as the paper: step time, peak memory, throughput
 and model FLOPs utilisation (MFU) against the device's dense bf16 peak.
 
-    .venv/bin/python benchmarks/paper_scale.py            # a CUDA GPU (the models need about 40 GB)
-    .venv/bin/python benchmarks/paper_scale.py --smoke    # the same code, shrunken configs, on the CPU
+    .venv/bin/python -m benchmarks.paper_scale            # a CUDA GPU (the models need about 40 GB)
+    .venv/bin/python -m benchmarks.paper_scale --smoke    # the same code, shrunken configs, on the CPU
 
 What a step is (the project's own functions, as the GRPO modules call them):
 - stage 1: ``sample_completions`` (a group of 8 answers of 256 tokens to one prompt whose context is the

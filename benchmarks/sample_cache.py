@@ -1,7 +1,7 @@
 """The SFT VLM's training step with its clips read from storage every time and kept in memory once read
 (``run.sample_cache_mb``), side by side in one run.
 
-    .venv/bin/python benchmarks/sample_cache.py [--steps 20] [--smoke] [--json out.json]
+    .venv/bin/python -m benchmarks.sample_cache [--steps 20] [--smoke] [--json out.json]
 
 The clips are the embedded default's train split as ingest stores it (one compressed npz file per
 triplet), written to a temporary folder from the project's own world: 4096 episodes of 16 + 16 frames at

@@ -1,11 +1,12 @@
 """Stage times of the main job (`kedro run`, the ``__default__`` pipeline) on the embedded default.
 
-    .venv/bin/python benchmarks/stage_times.py [--project DIR] [--stages ingest,caption,...] > /dev/null
+    .venv/bin/python -m benchmarks.stage_times [--project DIR] [--stages ingest,caption,...] [--smoke] \
+        [--json out.json] > /dev/null
 
 Runs the stages in order, each as one Kedro session in this process (what `kedro run` does, split at
 the stage boundaries, which are all persisted), in a throw-away copy of the project unless ``--project``
 names one, and prints each stage's wall time, the total, and the total against the 15-minute target
-(to stderr; Kedro's own log goes to stdout).
+(to stderr; Kedro's own log goes to stdout). ``--smoke`` runs every stage at a few samples and steps.
 """
 
 from __future__ import annotations
@@ -17,13 +18,45 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from benchmarks.figures import add_output_arguments, write_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate"]
 TARGET_SECONDS = 900.0
+_STEPS = {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1}
+#: ``--smoke``: every stage's code at a few samples and steps (seconds, not minutes).
+SMOKE: dict[str, Any] = {
+    "ingest": {"synthetic": {"num_train": 8, "num_val": 2, "num_test": 2}},
+    "caption": {"scorer": {"trainer": _STEPS}},
+    "sft": {
+        "vlm": {"trainer": _STEPS, "eval": {"limit": 2}},
+        "vdm": {
+            "trainer": _STEPS,
+            "vae_fit": {"steps": 2, "batch_frames": 8},
+            "eval": {"limit": 2, "num_steps": 2},
+        },
+    },
+    "grpo_vlm": {
+        "grpo": {"group_size": 2},
+        "sampling": {"max_new_tokens": 8},
+        "render_steps": 2,
+        "trainer": _STEPS,
+        "eval": {"seeds": [0], "limit": 2, "max_new_tokens": 8},
+    },
+    "grpo_vdm": {
+        "grpo": {"group_size": 2},
+        "anchors": {"min_rouge_l": 0.0, "max_new_tokens": 8},  # a 2-step SFT VLM writes poor anchors
+        "sde": {"num_steps": 3, "window_end": 2},
+        "trainer": _STEPS,
+        "eval": {"seeds": [0], "limit": 2, "num_steps": 2},
+    },
+    "evaluate": {"seeds": [0], "num_steps": 2, "max_new_tokens": 8, "grid": {"samples": 2, "scale": 1}},
+}
 
 
 def copy_project(parent: Path, source: Path = ROOT, data: bool = False) -> Path:
@@ -48,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=None, help="run in this project (default: a copy)")
     parser.add_argument("--stages", default=",".join(STAGES))
+    add_output_arguments(parser, smoke="every stage at a few samples and steps")
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     stages = args.stages.split(",")
@@ -57,7 +91,9 @@ def main() -> None:
         times = {}
         for stage in stages:
             start = time.perf_counter()
-            with KedroSession.create(project_path=project) as session:
+            with KedroSession.create(
+                project_path=project, runtime_params=SMOKE if args.smoke else None
+            ) as session:
                 session.run(pipeline_names=[stage])
             times[stage] = time.perf_counter() - start
             print(f"{stage:>10}: {times[stage]:7.1f} s", file=sys.stderr, flush=True)
@@ -72,6 +108,7 @@ def main() -> None:
     print(f"  {'total':<10} {total:7.1f} s  = {total / 60:.1f} min", file=out)
     if stages == STAGES:
         print(f"  total / 15-minute target = {total / TARGET_SECONDS:.2f} (must be < 1)", file=out)
+    write_figures(args.json, {"stage_seconds": times, "total_seconds": total}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

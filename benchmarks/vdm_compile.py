@@ -1,9 +1,9 @@
 """The VDM (transformer and VAE decoder) eager and through ``torch.compile`` (``VideoDiffusionModel.compile``,
-what ``ablate.compile_vdm`` turns on), measured side by side in one run: a stage-2 rollout with its updates
-(the default run's shapes: 4 prompts x group 8, 16 frames of 32x32, 10 SDE steps, the first 4 trained,
-graphs kept, 2 updates) and an evaluation render (32 clips, 6 ODE steps).
+what ``ablate.compile_vdm`` turns on), measured side by side in one run on the embedded default's DiT: a
+stage-2 rollout with its updates (the default run's shapes: 4 prompts x group 8, 16 frames of 32x32, 10 SDE
+steps, the first 4 trained, graphs kept, 2 updates) and an evaluation render (32 clips, 6 ODE steps).
 
-    .venv/bin/python benchmarks/vdm_compile.py [--repeats 3]
+    .venv/bin/python -m benchmarks.vdm_compile [--repeats 3] [--smoke] [--json out.json]
 
 The first round of each side warms up (compiling happens there, and is reported); the ratio is of the best
 of the rest. Compiled numbers equal eager ones up to float rounding, not bitwise: the largest difference of
@@ -19,11 +19,13 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.figures import add_output_arguments, write_figures
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.render import render
-from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
+from vans_pipelines.models.tiny import build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning
+from vans_pipelines.params.sft import VDMParams
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.grpo_vdm import sample_trajectories, trajectory_losses
@@ -33,23 +35,26 @@ from vans_pipelines.world import render_split
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    add_output_arguments(parser, smoke="1 repeat of 1 prompt x group 2, 2 SDE steps, 2 clips rendered")
     args = parser.parse_args()
 
-    prompts, group = 4, 8
-    world = render_split(0, "train", 32, context_frames=16, target_frames=16, height=32, width=32)
+    prompts, group, steps, trained, rendered = (1, 2, 2, 1, 2) if args.smoke else (4, 8, 10, 4, 32)
+    if args.smoke:
+        args.repeats = 1
+    world = render_split(0, "train", rendered, context_frames=16, target_frames=16, height=32, width=32)
     world = list(world)
     captions = [t.caption for t in world[:prompts] for _ in range(group)]
     contexts = np.repeat(np.stack([t.context for t in world[:prompts]]), group, axis=0)
     eval_captions, eval_contexts = [t.caption for t in world], np.stack([t.context for t in world])
     base = build_tiny_vdm(
         build_word_tokenizer([t.caption for t in world]),
-        TinyVDMSpec(patch_size=(1, 4, 4), num_heads=4, head_dim=32, ffn_dim=256),
+        VDMParams().tiny,  # the embedded default's DiT
         Conditioning(context_frames=6, repeat_last_frame=True),
         seed=0,
     )
     base.start_adapter(LoraSpec(rank=8, alpha=32, target_modules=("to_q", "to_k", "to_v", "to_out.0")))
     grpo = GRPOConfig(group_size=group, num_iterations=2, beta=0.01)
-    sde = SDEConfig(num_steps=10, noise_level=0.7, window_end=4, kl_form="exact", keep_graphs=True)
+    sde = SDEConfig(num_steps=steps, noise_level=0.7, window_end=trained, kl_form="exact", keep_graphs=True)
     advantages = torch.linspace(-1, 1, len(captions))
     keep = torch.ones(len(captions), dtype=torch.bool)
 
@@ -62,7 +67,7 @@ def main() -> None:
             optimizer.step()
 
     def evaluate(vdm, seed: int) -> None:
-        render(vdm, eval_captions, eval_contexts, frames=16, num_steps=6, seed=seed, batch_size=32)
+        render(vdm, eval_captions, eval_contexts, frames=16, num_steps=6, seed=seed, batch_size=rendered)
 
     models = {"eager": copy.deepcopy(base), "compiled": copy.deepcopy(base)}
     models["compiled"].compile()
@@ -89,14 +94,25 @@ def main() -> None:
     a, b = (m.transformer.state_dict() for m in models.values())
     drift = max(float((a[k] - b[k]).abs().max()) for k in a if "lora_" in k)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for part, what in (("train", "stage-2 rollout + 2 updates"), ("eval", "evaluation render, 32 clips")):
+    figures: dict[str, object] = {"clips": len(captions), "rendered": rendered, "adapter_drift": drift}
+    for part, what in (
+        ("train", "stage-2 rollout + 2 updates"),
+        ("eval", f"evaluation render, {rendered} clips"),
+    ):
         eager, compiled = best["eager", part], best["compiled", part]
         warm_up = first["compiled", part]
         print(
             f"{what:>28}: eager {eager:5.2f} s, compiled {compiled:5.2f} s (first round {warm_up:.1f} s), "
             f"compiled / eager = {compiled / eager:.3f}"
         )
+        figures[part] = {
+            "eager_seconds": eager,
+            "compiled_seconds": compiled,
+            "first_round_seconds": warm_up,
+            "compiled_over_eager": compiled / eager,
+        }
     print(f"largest adapter difference after {args.repeats + 1} steps: {drift:.2e}")
+    write_figures(args.json, figures, smoke=args.smoke)
 
 
 if __name__ == "__main__":

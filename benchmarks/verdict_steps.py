@@ -4,9 +4,9 @@ prompts whose oracle verdict differs between the draws. A step whose noise never
 stage 2 nothing to credit there; the SDE window (``grpo_vdm.sde.window_start`` / ``window_end``) should
 cover steps that do.
 
-    .venv/bin/python benchmarks/verdict_steps.py [--project DIR] [--prompts 32] [--draws 4] \
+    .venv/bin/python -m benchmarks.verdict_steps [--project DIR] [--prompts 32] [--draws 4] \
         [--num-steps 10] [--noise-level 0.7] [--json rows.json] > /dev/null
-    .venv/bin/python benchmarks/verdict_steps.py --smoke   # a tiny random VDM on a few world samples (CI)
+    .venv/bin/python -m benchmarks.verdict_steps --smoke   # a tiny random VDM on a few world samples (CI)
 
 Needs a project that has run the default pipeline up to ``grpo_vdm``'s anchors (its SFT VDM, the
 anchor captions); it reads the first ``--prompts`` kept train anchors, as stage 2 trains on them. Nothing

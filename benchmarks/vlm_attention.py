@@ -1,7 +1,7 @@
 """The SFT VLM step with Qwen2.5-VL's vision attention as transformers runs it on a CPU (one SDPA call per
 window) and packed into one batched call (``models/vision_attention.py``), side by side in one run.
 
-    .venv/bin/python benchmarks/vlm_attention.py [--steps 10] [--smoke] [--json out.json]
+    .venv/bin/python -m benchmarks.vlm_attention [--steps 10] [--smoke] [--json out.json]
 
 The step is the embedded default's: the tiny Qwen2.5-VL of conf/base, a batch of 32 clips of 16 frames at
 32x32 with a caption each, forward and backward. Both sides start from the same weights and must give the

@@ -3,7 +3,7 @@ sum of squares) against diffusers' own classes, on the tiny default VAE, measure
 frame-folded decode of generated clips, encode of frames, and one VAE-fit training step (encode + decode +
 backward).
 
-    .venv/bin/python benchmarks/wan_vae.py [--repeats 5] [--clips 32]
+    .venv/bin/python -m benchmarks.wan_vae [--repeats 5] [--clips 32] [--smoke] [--json out.json]
 
 Prints the seconds of each and the ratio fast / diffusers (lower is better), and the largest output
 difference (float rounding only).
@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanRMS_norm
 
+from benchmarks.figures import add_output_arguments, write_figures
 from vans_pipelines.models.tiny import TinyVDMSpec, build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning
@@ -38,7 +39,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--clips", type=int, default=32, help="clips of 16 frames, 32x32")
+    add_output_arguments(parser, smoke="1 repeat on 2 clips")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.clips = 1, 2
 
     vdm = build_tiny_vdm(build_word_tokenizer(["a red circle falls."]), TinyVDMSpec(), Conditioning(), seed=0)
     fast = vdm.vae
@@ -70,15 +74,23 @@ def main() -> None:
 
     print(f"tiny Wan VAE, {args.clips} clips x 16 frames of 32x32, best of {args.repeats}")
     print(f"{'pass':<28}{'diffusers s':>12}{'fast s':>10}{'ratio':>8}{'max |diff|':>12}")
-    for name, fn in (
-        (f"decode {args.clips * 16} frames", decode),
-        (f"encode {args.clips * 16} frames", encode),
-        ("VAE-fit step (32 frames)", fit_step),
+    figures = {"clips": args.clips, "repeats": args.repeats}
+    for key, name, fn in (
+        ("decode", f"decode {args.clips * 16} frames", decode),
+        ("encode", f"encode {args.clips * 16} frames", encode),
+        ("fit_step", f"VAE-fit step ({len(fit_frames)} frames)", fit_step),
     ):
         t_plain, out_plain = best_of(args.repeats, lambda fn=fn: fn(plain))
         t_fast, out_fast = best_of(args.repeats, lambda fn=fn: fn(fast))
         diff = float((out_plain - out_fast).abs().max())
         print(f"{name:<28}{t_plain:>12.3f}{t_fast:>10.3f}{t_fast / t_plain:>8.2f}{diff:>12.1e}")
+        figures[key] = {
+            "diffusers_seconds": t_plain,
+            "fast_seconds": t_fast,
+            "fast_over_diffusers": t_fast / t_plain,
+            "max_abs_difference": diff,
+        }
+    write_figures(args.json, figures, smoke=args.smoke)
 
 
 if __name__ == "__main__":

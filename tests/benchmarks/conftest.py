@@ -1,4 +1,5 @@
-"""What the benchmark tests share: a benchmark's ``--smoke`` run as CI runs it, and the figures it wrote."""
+"""What the benchmark tests share: a benchmark's ``--smoke`` run as CI runs it, and the figures it wrote.
+The tests run the scripts as a user does (``python -m benchmarks.<name>``) and never import them."""
 
 import json
 import subprocess
@@ -10,12 +11,15 @@ from tests.conftest import PROJECT_ROOT
 
 
 def smoke_figures(script: str, out: Path) -> dict[str, Any]:
-    """Run ``benchmarks/<script> --smoke --json out`` from the repository root; the figures it wrote."""
+    """Run ``python -m benchmarks.<script> --smoke --json out`` from the repository root and return the
+    figures it wrote (with ``benchmarks/figures.py``'s record: its ``figures`` beside ``smoke``, ``command``,
+    ``machine`` and ``date``)."""
     done = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", "--smoke", "--json", str(out)],
+        [sys.executable, "-m", f"benchmarks.{Path(script).stem}", "--smoke", "--json", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(out.read_text())
+    record = json.loads(out.read_text())
+    return {**record.pop("figures", {}), **record}

@@ -26,11 +26,11 @@ what a step is made of). MFU needs the device's peak: known GPUs are looked up, 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Qwen2_5_VLForConditionalGeneration, UMT5Config, UMT5EncoderModel
 
+from benchmarks.figures import write_figures
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.render import render
 from vans_pipelines.models.tiny import qwen_vl_config
@@ -47,6 +48,7 @@ from vans_pipelines.models.vdm import Conditioning, VideoDiffusionModel
 from vans_pipelines.models.vlm import VideoProcessing, VisionLanguageModel
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
+from vans_pipelines.training.ablation import adapter_change
 from vans_pipelines.training.grpo_vdm import sample_trajectories, trajectory_losses
 from vans_pipelines.training.grpo_vlm import SamplingConfig, sample_completions, token_policy_loss
 from vans_pipelines.world import render_split
@@ -416,17 +418,30 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if args.peak_tflops
         else next((v for k, v in PEAK_BF16.items() if k in name), None)
     )
-    parts, _, _ = run_benchmark(scale, device, args.repeats)
+    parts, vlm, vdm = run_benchmark(scale, device, args.repeats)
     rows = [p.row(peak) for p in parts]
+    # LoRA's B starts at zero: a non-zero change means the stage steps back-propagated and stepped.
+    trained = {
+        "vlm_adapter_change": adapter_change(vlm.model),
+        "vdm_adapter_change": adapter_change(vdm.transformer),
+    }
+    geometry = {
+        "frames": scale.frames,
+        "height": scale.height,
+        "width": scale.width,
+        "context_frames": scale.context_frames,
+        "latent_frames": vdm.latent_shape(scale.frames, scale.height, scale.width)[1],
+        "wan_layers": scale.wan["num_layers"],
+        "vlm_text_layers": scale.vlm_text["num_hidden_layers"],
+    }
     print(
         f"paper_scale ({'smoke' if args.smoke else 'paper'}) on {name}, torch {torch.__version__}, peak bf16 "
         f"{'%.0f TFLOP/s' % (peak / 1e12) if peak else 'unknown (MFU not computed)'}"
     )
     for row in rows:
         print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": name, "smoke": args.smoke, "peak_flops": peak, "rows": rows}, f, indent=2)
+    figures = {"device": name, "peak_flops": peak, "rows": rows, **trained, "geometry": geometry}
+    write_figures(Path(args.json) if args.json else None, figures, smoke=args.smoke)
     return rows
 
 

@@ -1,7 +1,8 @@
 """Does a Joint-GRPO stage's val gain beat the seed spread for every *training* seed, not only the default?
 
     .venv/bin/python -m benchmarks.training_seeds --stage grpo_vlm --seeds 0,1,2 [--project DIR] \
-        [--params grpo_vlm.optim.lr=1e-3,...] [--test] > /dev/null      # from the repository root
+        [--params grpo_vlm.optim.lr=1e-3,...] [--params-file overrides.yml] [--test] [--smoke] \
+        [--json rows.json] > /dev/null      # from the repository root
 
 A stage report compares the val reward before and after training at one training seed, against the
 spread over eval seeds. This runs the stage once per training seed (``<stage>.trainer.seed``), each in
@@ -16,6 +17,10 @@ With ``--test`` (stage 2 only) each run is also judged on the test split, as iss
 stage renders the ground-truth captions with the SFT and the stage-2 VDM (and the two cascades), and the
 row adds the oracle's event accuracy of each and their paired difference per test sample (mean over the
 eval seeds) with its standard error.
+
+``--params-file`` takes runtime parameters as a YAML or JSON file (nested sections, lists), applied before
+``--params``; ``--smoke`` runs each stage at a few samples and steps (``stage_times.SMOKE``: the code runs,
+the figures mean nothing); ``--json`` writes every row.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from omegaconf import OmegaConf
 
-from benchmarks.stage_times import ROOT, copy_project
+from benchmarks.figures import add_output_arguments, write_figures
+from benchmarks.stage_times import ROOT, SMOKE, copy_project
 
 STAGES = ("grpo_vlm", "grpo_vdm")
 #: What ``--test`` evaluates after stage 2: the VDM alone from the ground truth, before and after, and the
@@ -152,17 +158,29 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--project", type=Path, default=ROOT, help="a project past the stage's upstream")
     parser.add_argument("--params", default="", help="runtime parameters for every run, as kedro --params")
+    parser.add_argument("--params-file", type=Path, help="runtime parameters as a YAML or JSON file")
     parser.add_argument("--test", action="store_true", help="stage 2: judge each run on the test split too")
+    add_output_arguments(parser, smoke="every stage at a few samples and steps")
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     seeds = [int(s) for s in args.seeds.split(",")]
+    layers = [
+        SMOKE if args.smoke else {},
+        OmegaConf.load(args.params_file) if args.params_file else {},
+        parse_params(args.params),
+    ]
+    params = OmegaConf.to_container(OmegaConf.merge(*layers))
     with tempfile.TemporaryDirectory(prefix="vans-seeds-") as tmp:
-        project = copy_finished_project(args.project.resolve(), Path(tmp))
-        rows = run_seeds(project, args.stage, seeds, parse_params(args.params), test=args.test)
+        try:
+            project = copy_finished_project(args.project.resolve(), Path(tmp))
+        except FileNotFoundError as error:
+            parser.error(str(error))  # one line and exit code 2, not a traceback
+        rows = run_seeds(project, args.stage, seeds, params, test=args.test)
     print(
         f"\n{args.stage} val total, one run per training seed ({os.cpu_count()} CPU cores)", file=sys.stderr
     )
     print(summary(rows), file=sys.stderr)
+    write_figures(args.json, {"stage": args.stage, "params": params, "rows": rows}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

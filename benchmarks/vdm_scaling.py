@@ -4,7 +4,7 @@ steps, model size and train episodes, on the val split.
 
     .venv/bin/python -m benchmarks.vdm_scaling [--project DIR] [--steps 800,1600] \
         [--layouts old,old+shift12] [--episodes 4096] [--params sft.vdm.optim.lr=1e-3] \
-        [--guidance 1,2] [--json rows.json] > /dev/null
+        [--guidance 1,2] [--smoke] [--json rows.json] > /dev/null
 
 Needs a project that has run ``kedro run --pipelines ingest,caption`` (default: this one). The VAE is
 fitted once with the project's ``sft.vdm`` settings and the train latents cached, as the SFT node does;
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -35,7 +34,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from omegaconf import OmegaConf
 
-from benchmarks.stage_times import ROOT
+from benchmarks.figures import add_output_arguments, write_figures
+from benchmarks.stage_times import ROOT, SMOKE
 from benchmarks.training_seeds import parse_params
 from vans_pipelines.models.tiny import build_tiny_vdm
 from vans_pipelines.params import VDMParams, parse_section
@@ -164,8 +164,10 @@ def main() -> None:
     parser.add_argument("--episodes", default="", help="train episodes to use (default: all)")
     parser.add_argument("--params", default="", help="overrides, e.g. sft.vdm.optim.lr=1e-3")
     parser.add_argument("--guidance", default="", help="guidance scales to sample with, e.g. 1,3")
-    parser.add_argument("--json", type=Path, help="also write every row here")
+    add_output_arguments(parser, smoke="2 VAE-fit and 2 DiT steps, 2 val samples")
     args = parser.parse_args()
+    if args.smoke:
+        args.steps = "2"
     guidance = [float(g) for g in args.guidance.split(",") if g] or [None]
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     project = args.project.resolve()
@@ -175,11 +177,14 @@ def main() -> None:
         catalog, project_params = context.catalog, context.params
         train_triplets, val_triplets = catalog.load("train_triplets"), catalog.load("val_triplets")
         captions, tokenizer = catalog.load("captions"), catalog.load("tokenizer")
-    sft = vdm_params(project_params, parse_params(args.params))
+    overrides = OmegaConf.merge({"sft": SMOKE["sft"]} if args.smoke else {}, parse_params(args.params))
+    sft = vdm_params(project_params, OmegaConf.to_container(overrides))
     by_id = captions_by_id(captions)
     val = TripletSamples(val_triplets, by_id)
     steps = [int(s) for s in args.steps.split(",")]
     layouts = args.layouts.split(",")
+    for layout in layouts:  # an unknown one is named before minutes of VAE fitting
+        with_layout(sft, layout, steps[0])
     with tempfile.TemporaryDirectory(prefix="vans-vdm-scaling-") as tmp:
         paths = RunPaths(str(Path(tmp) / "tb"), str(Path(tmp) / "ckpt"), "scaling")
         base = with_layout(sft, "default", steps[0])
@@ -214,8 +219,7 @@ def main() -> None:
                             flush=True,
                         )
                         results.append({"layout": layout, "episodes": n, "steps": count, **row})
-                        if args.json:
-                            args.json.write_text(json.dumps({"rows": results}, indent=2) + "\n")
+                        write_figures(args.json, {"rows": results}, smoke=args.smoke)  # each row as it comes
 
 
 if __name__ == "__main__":

@@ -63,15 +63,21 @@ def shipped_videos() -> list[Path]:
     return videos
 
 
-def make_project_copy(parent: Path) -> Path:
-    """A throw-away copy of the Kedro project (config + metadata) under ``parent``, so runs write there."""
+def make_project_copy(parent: Path, data_from: Path | None = None) -> Path:
+    """A throw-away copy of the Kedro project (config + metadata) under ``parent``, so runs write there;
+    with ``data_from``, that project's data too (its trained models and reports; not its TensorBoard runs
+    or resume checkpoints)."""
     root = parent / "project"
     root.mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local", "tuned"))
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()  # Kedro wants one; the installed package is what runs
-    (root / "data" / "01_raw").mkdir(parents=True)
+    if data_from is None:
+        (root / "data" / "01_raw").mkdir(parents=True)
+    else:
+        ignore = shutil.ignore_patterns("tensorboard", "resume")
+        shutil.copytree(data_from / "data", root / "data", ignore=ignore, symlinks=True)
     return root
 
 

@@ -10,12 +10,12 @@ from typing import Any
 from tests.conftest import PROJECT_ROOT
 
 
-def smoke_figures(script: str, out: Path) -> dict[str, Any]:
-    """Run ``python -m benchmarks.<script> --smoke --json out`` from the repository root and return the
-    figures it wrote (with ``benchmarks/figures.py``'s record: its ``figures`` beside ``smoke``, ``command``,
-    ``machine`` and ``date``)."""
+def smoke_figures(script: str, out: Path, *arguments: str) -> dict[str, Any]:
+    """Run ``python -m benchmarks.<script> --smoke --json out [arguments]`` from the repository root; the
+    figures it wrote (with ``benchmarks/figures.py``'s record: its ``figures`` beside ``smoke``,
+    ``command``, ``machine`` and ``date``)."""
     done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{Path(script).stem}", "--smoke", "--json", str(out)],
+        [sys.executable, "-m", f"benchmarks.{Path(script).stem}", "--smoke", "--json", str(out), *arguments],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -13,7 +13,6 @@ from kedro.framework.startup import bootstrap_project
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Subset
 
-from benchmarks.training_seeds import copy_finished_project
 from tests.conftest import PROJECT_ROOT, make_project_copy, torchrun_kedro
 from tests.runs import SMALL_GRPO, TINY, default_sft_run_keys, holds_current_default_sft, run
 from vans_pipelines.models.vdm import VideoDiffusionModel
@@ -106,39 +105,10 @@ def test_stage1_under_torchrun_trains_on_both_ranks_and_writes_once(after_sft):
 
 
 @pytest.mark.slow
-def test_training_seed_sweep_runs_the_stage_once_per_seed_in_a_copy(after_sft, tmp_path):
-    """benchmarks/training_seeds.py: one stage run per training seed, each from the same SFT model (so the
-    val figure before training is the same for every seed), in a copy that leaves the project alone."""
-    from benchmarks.training_seeds import copy_finished_project, parse_params, run_seeds, summary
-
-    # --params as `kedro run --params` reads them (numbers stay numbers)
-    assert parse_params("grpo_vlm.optim.lr=1e-3,grpo_vlm.grpo.group_size=4") == {
-        "grpo_vlm": {"optim": {"lr": 0.001}, "grpo": {"group_size": 4}}
-    }
-
-    tensorboard = after_sft / "data" / "07_model_output" / "tensorboard"
-    tensorboard_runs_before = list(tensorboard.iterdir()) if tensorboard.exists() else []
-    project = copy_finished_project(after_sft, tmp_path)
-    assert not (project / "data" / "07_model_output" / "tensorboard").exists()
-    rows = run_seeds(project, "grpo_vlm", [0, 1], {**TINY, **SMALL_GRPO})
-    assert [r["seed"] for r in rows] == [0, 1]
-    assert rows[0]["before"] == rows[1]["before"]
-    assert len(list((project / "data" / "07_model_output" / "tensorboard").iterdir())) == 2
-    assert (list(tensorboard.iterdir()) if tensorboard.exists() else []) == tensorboard_runs_before
-    report = json.loads((project / "data" / "08_reporting" / "grpo_vlm_report.json").read_text())
-    assert rows[1]["improvement"] == report["improvement"] and rows[1]["seed_spread"] == report["seed_spread"]
-    assert "beats the eval-seed spread in" in summary(rows) and "of 2" in summary(rows)
-    with pytest.raises(ValueError, match="--stage"):
-        run_seeds(project, "sft", [0])
-    with pytest.raises(FileNotFoundError, match="06_models"):
-        copy_finished_project(tmp_path / "project" / "conf", tmp_path / "elsewhere")
-
-
-@pytest.mark.slow
 def test_default_sft_is_reused_only_when_settings_and_code_match(after_sft, tmp_path, project_copy):
     assert not holds_current_default_sft(project_copy)  # nothing trained
     (tmp_path / "copy").mkdir()
-    project = copy_finished_project(after_sft, tmp_path / "copy")
+    project = make_project_copy(tmp_path / "copy", data_from=after_sft)
     assert not holds_current_default_sft(project)  # trained, but with the tiny test settings
     reports = project / "data" / "08_reporting"
     for model, key in zip(("vlm", "vdm"), default_sft_run_keys(project), strict=True):
@@ -170,7 +140,7 @@ def after_default_stage1(tmp_path_factory):
     made here (about ten minutes on 2 CPU cores); stage 1 always runs here."""
     parent = tmp_path_factory.mktemp("default")
     if holds_current_default_sft(PROJECT_ROOT):
-        root = copy_finished_project(PROJECT_ROOT, parent)
+        root = make_project_copy(parent, data_from=PROJECT_ROOT)
     else:
         root = make_project_copy(parent)
         run(root, ["ingest", "caption", "sft"])
@@ -207,7 +177,7 @@ class RolloutRewards(Callback):
         self.values.append(float(trainer.callback_metrics["reward/total/mean"]))
 
 
-@pytest.mark.slow
+@pytest.mark.experiment
 def test_stage1_on_the_default_models_climbs_the_reward_of_the_prompts_it_trains_on(
     after_default_stage1, tmp_path
 ):
@@ -244,7 +214,7 @@ def test_stage1_on_the_default_models_climbs_the_reward_of_the_prompts_it_trains
     assert last.mean() - first.mean() > 2 * error, (first.round(3).tolist(), last.round(3).tolist())
 
 
-@pytest.mark.slow
+@pytest.mark.experiment
 def test_stage2_on_the_default_data_gains_on_val_beyond_eval_noise(after_default_stage1):
     """The same for stage 2 on the default's SFT VDM and stage-2 settings; anchors from the stage-1 VLM
     above. About 3 more minutes."""

@@ -77,13 +77,12 @@ docs: setup
 	$(BIN)/python docs/gen_results.py
 	$(BIN)/mkdocs build --strict
 
+# The quick benchmarks, each side by side in one run; their figures land in benchmarks/results/ (make docs).
+BENCHMARKS ?= ingest wan_vae grpo_sde grpo_stage1_vs_trl vlm_attention
 bench: setup
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench]"
-	$(BIN)/python -m benchmarks.ingest
-	$(BIN)/python -m benchmarks.wan_vae
-	$(BIN)/python -m benchmarks.grpo_sde
-	$(BIN)/python -m benchmarks.grpo_stage1_vs_trl
-	$(BIN)/python -m benchmarks.vlm_attention
+	@for name in $(BENCHMARKS); do \
+	  $(BIN)/python -m benchmarks.$$name --json benchmarks/results/$$name.json || exit 1; done
 
 repro: setup
 	$(DVC) repro

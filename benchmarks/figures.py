@@ -7,24 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (with whether it has AVX-512), else the platform's."""
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return platform.processor() or platform.machine()
-    text = info.read_text()
-    match = re.search(r"^model name\s*:\s*(.+)$", text, flags=re.MULTILINE)
-    name = match.group(1).strip() if match else platform.machine()
-    return f"{name}{', AVX-512' if ' avx512f' in text else ', no AVX-512'}"
+from vans_pipelines.machine import cpu_model
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, smoke: str) -> None:
@@ -42,7 +31,7 @@ def write_figures(path: Path | None, figures: Mapping[str, Any], *, smoke: bool)
         "command": " ".join(["python -m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]),
         "smoke": smoke,
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "figures": dict(figures),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,22 +2,11 @@
 project: one stage run per training seed in a throw-away copy, stage 2 judged on the test split too."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-
-
-def training_seeds(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks.training_seeds", *arguments],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-    )
+from tests.benchmarks.conftest import run_benchmark
 
 
 def tensorboard_runs(project: Path) -> list[Path]:
@@ -31,7 +20,8 @@ def test_a_stage1_sweep_runs_once_per_seed_from_the_same_model_and_leaves_the_pr
 ):
     before = tensorboard_runs(finished_run)
     out = tmp_path / "rows.json"
-    done = training_seeds(
+    done = run_benchmark(
+        "training_seeds",
         "--stage",
         "grpo_vlm",
         "--seeds",
@@ -59,7 +49,8 @@ def test_a_stage2_seed_is_judged_on_the_test_split_against_its_sft_vdm(finished_
     overrides = tmp_path / "overrides.yml"
     overrides.write_text("grpo_vdm:\n  eval:\n    seeds: [0, 1]\n")  # a list: what --params cannot give
     out = tmp_path / "rows.json"
-    done = training_seeds(
+    done = run_benchmark(
+        "training_seeds",
         "--stage",
         "grpo_vdm",
         "--seeds",
@@ -83,8 +74,8 @@ def test_a_stage2_seed_is_judged_on_the_test_split_against_its_sft_vdm(finished_
 
 
 def test_bad_arguments_are_named(tmp_path):
-    done = training_seeds("--stage", "sft")
+    done = run_benchmark("training_seeds", "--stage", "sft")
     assert done.returncode == 2 and "argument --stage: invalid choice: 'sft'" in done.stderr
-    done = training_seeds("--stage", "grpo_vlm", "--project", str(tmp_path))
+    done = run_benchmark("training_seeds", "--stage", "grpo_vlm", "--project", str(tmp_path))
     missing = tmp_path / "data" / "06_models"
     assert done.returncode == 2 and f"--project: {missing} does not exist" in done.stderr

@@ -2,21 +2,10 @@
 scratch and read back by the oracle, sampled at each guidance scale."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-
-
-def vdm_scaling(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks.vdm_scaling", *arguments],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-    )
+from tests.benchmarks.conftest import run_benchmark
 
 
 @pytest.mark.slow
@@ -24,7 +13,8 @@ def test_one_curve_point_per_layout_trains_the_transformer_and_reads_val_with_th
     finished_run, tmp_path
 ):
     out = tmp_path / "rows.json"
-    done = vdm_scaling(
+    done = run_benchmark(
+        "vdm_scaling",
         "--project",
         str(finished_run),
         "--smoke",
@@ -48,5 +38,5 @@ def test_one_curve_point_per_layout_trains_the_transformer_and_reads_val_with_th
 
 
 def test_an_unknown_layout_is_named(finished_run):
-    done = vdm_scaling("--project", str(finished_run), "--smoke", "--layouts", "huge")
+    done = run_benchmark("vdm_scaling", "--project", str(finished_run), "--smoke", "--layouts", "huge")
     assert done.returncode != 0 and "--layouts: unknown layout 'huge'" in done.stderr

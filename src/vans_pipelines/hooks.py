@@ -11,7 +11,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 
-from vans_pipelines.params import RunParams, check_run, parse_section, validate_parameters
+from vans_pipelines.params import check_run, parse_section, validate_parameters
 from vans_pipelines.training.trainer import global_rank
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RunContextHook:
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
         run_id = str(run_params.get("run_id") or run_params.get("session_id") or "run")
-        run: RunParams = parse_section("run", catalog.load("params:run") if "params:run" in catalog else {})
+        run = parse_section("run", catalog.load("params:run") if "params:run" in catalog else {})
         context = run.context(run_id, str(run_params.get("project_path") or "."))
         catalog[RUN_CONTEXT] = MemoryDataset(context, copy_mode="assign")
         rank = global_rank()

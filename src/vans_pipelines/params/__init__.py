@@ -10,7 +10,7 @@ Unknown keys are errors too: a typo must not silently fall back to a default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from pydantic import ValidationError
 
@@ -225,8 +225,33 @@ def check_run(parsed: dict[str, Any], sections: set[str]) -> None:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(errors))
 
 
-def parse_section(name: str, raw: Any) -> Any:
-    """One section as its typed model; :class:`ParameterError` naming the key(s) when invalid."""
+@overload
+def parse_section(name: Literal["video_geometry"], raw: Any) -> VideoGeometry: ...
+@overload
+def parse_section(name: Literal["ingest"], raw: Any) -> IngestParams: ...
+@overload
+def parse_section(name: Literal["run"], raw: Any) -> RunParams: ...
+@overload
+def parse_section(name: Literal["checkpoints"], raw: Any) -> CheckpointParams: ...
+@overload
+def parse_section(name: Literal["caption"], raw: Any) -> CaptionParams: ...
+@overload
+def parse_section(name: Literal["sft"], raw: Any) -> SFTParams: ...
+@overload
+def parse_section(name: Literal["grpo_vlm"], raw: Any) -> GRPOVLMParams: ...
+@overload
+def parse_section(name: Literal["grpo_vdm"], raw: Any) -> GRPOVDMParams: ...
+@overload
+def parse_section(name: Literal["evaluate"], raw: Any) -> EvaluateParams: ...
+@overload
+def parse_section(name: Literal["tune"], raw: Any) -> TuneParams: ...
+@overload
+def parse_section(name: Literal["ablate"], raw: Any) -> AblateParams: ...
+@overload
+def parse_section(name: str, raw: Any) -> Strict: ...
+def parse_section(name: str, raw: Any) -> Strict:
+    """One section as its typed model (the overloads give each name its class, so call sites need no
+    annotation); :class:`ParameterError` naming the key(s) when invalid."""
     try:
         return SECTIONS[name].model_validate(raw if raw is not None else {})
     except ValidationError as err:

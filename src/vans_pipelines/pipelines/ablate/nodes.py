@@ -19,7 +19,6 @@ from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
 from vans_pipelines.params import (
     AblateParams,
-    EvaluateParams,
     GRPOVDMParams,
     GRPOVLMParams,
     RunContext,
@@ -44,9 +43,9 @@ def run_ablation(
     run_context: RunContext,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Every recipe x training seed, trained and evaluated; returns the figures and the per-sample table."""
-    params: AblateParams = parse_section("ablate", ablate)
+    params = parse_section("ablate", ablate)
     stage1, stage2 = parse_section("grpo_vlm", grpo_vlm), parse_section("grpo_vdm", grpo_vdm)
-    evaluation: EvaluateParams = parse_section("evaluate", evaluate)
+    evaluation = parse_section("evaluate", evaluate)
     if params.compile_vdm:  # every recipe's VDM is a copy of this one, and compiles as it does
         sft_vdm.compile()
     trainer = AblationTrainer(

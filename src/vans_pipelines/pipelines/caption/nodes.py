@@ -59,7 +59,7 @@ def caption_triplets(
 ) -> pd.DataFrame:
     """One row per sample of every split: ``sample_id, split, caption, reasoning, captioned_by``. The
     captioner runs where ``run.inference`` says."""
-    params: CaptionParams = parse_section("caption", caption)
+    params = parse_section("caption", caption)
     rows: list[dict[str, Any]] = []
     captioner: VisionLanguageModel | None = None
     for triplets in (train_triplets, val_triplets, test_triplets):
@@ -116,7 +116,7 @@ def _caption_with_vlm(
 
 def build_tokenizer(captions: pd.DataFrame, caption: dict[str, Any]) -> PreTrainedTokenizerBase:
     """The tiny models' tokenizer, trained on questions, reasoning and captions; or a pretrained one."""
-    params: CaptionParams = parse_section("caption", caption)
+    params = parse_section("caption", caption)
     if params.tokenizer.source == "pretrained":
         return AutoTokenizer.from_pretrained(params.tokenizer.path)
     corpus = [*captions["caption"], *captions["reasoning"], *(q for qs in QUESTIONS.values() for q in qs)]
@@ -133,7 +133,7 @@ def train_scorer(
 ) -> tuple[VideoTextScorer, dict[str, Any]]:
     """The video-text scorer: the tiny contrastive encoder trained on (target clip, caption) pairs, or a
     pretrained CLIP; with its val video→text retrieval accuracy."""
-    params: CaptionParams = parse_section("caption", caption)
+    params = parse_section("caption", caption)
     train, val = samples(train_triplets, captions), samples(val_triplets, captions)
     inference = run_context.inference
     if params.scorer.kind == "clip":

@@ -17,7 +17,7 @@ from vans_pipelines.evaluation.features import build_features
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import EvaluateParams, RunContext, parse_section
+from vans_pipelines.params import RunContext, parse_section
 from vans_pipelines.samples import SplitSamples
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def evaluate_systems(
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
     """Every configured system on the test split, where ``run.inference`` says. Returns the metrics (DVC
     metrics file), one row per (system, seed, sample), and the clips of the video grid."""
-    params: EvaluateParams = parse_section("evaluate", evaluate)
+    params = parse_section("evaluate", evaluate)
     features = build_features(params.fvd.kind, scorer, params.fvd.path)
     started = time.perf_counter()
     inference = run_context.inference
@@ -113,7 +113,7 @@ def plot_training_curves(
 ) -> tuple[Figure, pd.DataFrame]:
     """The reward curves of the runs that wrote the two GRPO stage reports (taking the reports as inputs
     also orders this node after training), as a plot and a table."""
-    params: EvaluateParams = parse_section("evaluate", evaluate)
+    params = parse_section("evaluate", evaluate)
     curves = report.curves_of_runs(
         training_curves, {"grpo_vlm": grpo_vlm_report, "grpo_vdm": grpo_vdm_report}
     )
@@ -125,7 +125,7 @@ def plot_training_curves(
 
 
 def render_video_grid(clips: dict[str, np.ndarray], evaluate: dict[str, Any]) -> np.ndarray:
-    params: EvaluateParams = parse_section("evaluate", evaluate)
+    params = parse_section("evaluate", evaluate)
     answers = {k: v for k, v in clips.items() if k not in ("context", "ground truth")}
     return report.video_grid(clips["context"], clips["ground truth"], answers, scale=params.grid.scale)
 

@@ -12,7 +12,7 @@ import pandas as pd
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import GRPOVDMParams, RunContext, parse_section
+from vans_pipelines.params import RunContext, parse_section
 from vans_pipelines.samples import SplitSamples
 from vans_pipelines.training.fingerprints import weights_fingerprint
 from vans_pipelines.training.grpo_rewards import before_after
@@ -34,7 +34,7 @@ def write_anchor_captions(
 ) -> pd.DataFrame:
     """The stage-1 VLM's greedy caption of every train and val sample, its ROUGE-L to the ground truth and
     whether it is kept for training (ROUGE-L >= ``grpo_vdm.anchors.min_rouge_l``)."""
-    params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
+    params = parse_section("grpo_vdm", grpo_vdm)
     splits = {"train": samples.train, "val": samples.val}
     inference = run_context.inference
     with inference.running(grpo_vlm):
@@ -67,7 +67,7 @@ def train_grpo_vdm(
 ) -> tuple[VideoDiffusionModel, dict[str, Any]]:
     """Joint-GRPO stage 2 on the kept train anchors. Val figures use every val sample's anchor (what the
     deployed cascade would see), ODE-sampled by the SFT VDM before and the GRPO VDM after."""
-    params: GRPOVDMParams = parse_section("grpo_vdm", grpo_vdm)
+    params = parse_section("grpo_vdm", grpo_vdm)
     train = AnchoredSamples(samples.train, anchors_of(anchor_captions, "train", True))
     val = AnchoredSamples(samples.val, anchors_of(anchor_captions, "val", False))
     check_enough_anchors(train, params, world_size())

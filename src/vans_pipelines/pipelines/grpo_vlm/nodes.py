@@ -10,7 +10,7 @@ from typing import Any
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import GRPOVLMParams, RunContext, parse_section
+from vans_pipelines.params import RunContext, parse_section
 from vans_pipelines.samples import SplitSamples
 from vans_pipelines.training.data import check_batch_fits
 from vans_pipelines.training.fingerprints import weights_fingerprint
@@ -31,7 +31,7 @@ def train_grpo_vlm(
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """Joint-GRPO stage 1. The report holds the val reward (per reward, total, seed spread) before and
     after, and what training did (steps, time, TensorBoard folder)."""
-    params: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
+    params = parse_section("grpo_vlm", grpo_vlm)
     train, val = samples.train, samples.val
     check_batch_fits("grpo_vlm.trainer.batch_size", params.trainer.batch_size, train)
     vlm, vdm = sft_vlm, sft_vdm

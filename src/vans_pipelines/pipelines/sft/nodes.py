@@ -50,7 +50,7 @@ def train_vlm(
     samples: SplitSamples, tokenizer: PreTrainedTokenizerBase, sft: dict[str, Any], run_context: RunContext
 ) -> tuple[VisionLanguageModel, dict[str, Any]]:
     """VLM SFT: (context video, question) → reasoning + caption; val caption ROUGE-L before and after."""
-    params: VLMParams = parse_section("sft", sft).vlm
+    params = parse_section("sft", sft).vlm
     train, val = samples.train, samples.val
     check_batch_fits("sft.vlm.trainer.batch_size", params.trainer.batch_size, train)
     vlm = load_vlm(params, tokenizer, samples.fps)
@@ -73,7 +73,7 @@ def train_vdm(
     """VDM SFT: fit the tiny VAE on frames (skipped for a pretrained VAE), then flow-match the transformer
     on (caption, context) → target; val pixel error and oracle event accuracy before and after, and what
     the VAE keeps of the val and test targets (no model is chosen on the test figure)."""
-    params: VDMParams = parse_section("sft", sft).vdm
+    params = parse_section("sft", sft).vdm
     train, val = samples.train, samples.val
     check_batch_fits("sft.vdm.trainer.batch_size", params.trainer.batch_size, train)
     vdm = load_vdm(params, tokenizer)

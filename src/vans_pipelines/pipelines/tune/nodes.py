@@ -14,7 +14,7 @@ from vans_pipelines.evaluation import report
 from vans_pipelines.models.scorer import VideoTextScorer
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.vlm import VisionLanguageModel
-from vans_pipelines.params import GRPOVLMParams, RunContext, TuneParams, parse_section
+from vans_pipelines.params import RunContext, parse_section
 from vans_pipelines.samples import SplitSamples
 from vans_pipelines.training import tune as tuning
 from vans_pipelines.training.data import check_batch_fits
@@ -34,8 +34,8 @@ def run_study(
 ) -> dict[str, Any]:
     """Run the study up to ``tune.n_trials`` finished trials (resuming an interrupted one); return its
     summary (best trial, every trial, importances)."""
-    params: TuneParams = parse_section("tune", tune)
-    base: GRPOVLMParams = parse_section("grpo_vlm", grpo_vlm)
+    params = parse_section("tune", tune)
+    base = parse_section("grpo_vlm", grpo_vlm)
     train, val = samples.train, samples.val
     check_batch_fits("grpo_vlm.trainer.batch_size", base.trainer.batch_size, train)
     study = tuning.open_study(

@@ -29,12 +29,13 @@ import av
 import numpy as np
 
 from benchmarks.figures import add_output_arguments, write_figures
+from benchmarks.stage_times import base_parameters
 from vans_pipelines.datasets import VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
 from vans_pipelines.video import encode_video
 
 GEOMETRY = {"vae_spatial_factor": 8, "vae_temporal_factor": 1, "patch_size": [1, 2, 2]}
-PARAMS = {"source": "videos", "videos": {"val_fraction": 0.0, "test_fraction": 0.0}}
+PARAMS = base_parameters("ingest", {"source": "videos", "videos": {"val_fraction": 0, "test_fraction": 0}})
 
 
 def make_folder(root: Path, shipped_videos: bool = True) -> Path:

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.ingest import decode_only, make_folder  # the sample videos of benchmarks/ingest.py
+from benchmarks.ingest import decode_only, make_folder
+from benchmarks.stage_times import base_parameters  # the sample videos of benchmarks/ingest.py
 from vans_pipelines.datasets import TripletDataset, VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
 from vans_pipelines.video import encode_video
@@ -65,11 +66,8 @@ def ingest(
 ) -> int:
     """The ingest node on ``folder`` and (``write``) the three splits saved under ``out`` in
     ``clip_format``; the number of triplets."""
-    params = {
-        "source": "videos",
-        "clip": clip,
-        "videos": {"val_fraction": 0.1, "test_fraction": 0.1, "min_shot_seconds": 1.0, "workers": workers},
-    }
+    videos = {"val_fraction": 0.1, "test_fraction": 0.1, "min_shot_seconds": 1.0, "workers": workers}
+    params = base_parameters("ingest", {"source": "videos", "clip": clip, "videos": videos})
     splits = build_triplets(VideoFolderDataset(path=str(folder)).load(), params, geometry)[:3]
     if write:
         for name, triplets in zip(("train", "val", "test"), splits, strict=True):

@@ -93,7 +93,9 @@ def paper_recipe(conf: Path = ROOT / "conf") -> dict[str, Any]:
     """The typed sections of ``kedro run --env paper`` that decide a step's memory."""
     from kedro.config import OmegaConfigLoader
 
-    loader = OmegaConfigLoader(conf_source=str(conf), base_env="base", default_run_env="paper")
+    from vans_pipelines.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(conf), **{**CONFIG_LOADER_ARGS, "default_run_env": "paper"})
     parameters = loader["parameters"]
     return {
         name: parse_section(name, parameters.get(name))

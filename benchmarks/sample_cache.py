@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.stage_times import base_section
 from vans_pipelines.datasets import TripletDataset
 from vans_pipelines.models.answer_format import format_answer
 from vans_pipelines.models.tiny import build_tiny_vlm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
-from vans_pipelines.params.sft import VLMParams
 from vans_pipelines.samples import TripletSamples, collate
 from vans_pipelines.world import render_split
 
@@ -56,7 +56,7 @@ def main() -> None:
 
         captions = list(split.index["caption"])
         tokenizer = build_word_tokenizer([*captions, *split.index["question"]])
-        vlm = build_tiny_vlm(tokenizer, VLMParams().tiny, fps=8.0)
+        vlm = build_tiny_vlm(tokenizer, base_section("sft").vlm.tiny, fps=8.0)
         optimiser = torch.optim.AdamW(vlm.model.parameters(), lr=1e-4)
         order = np.random.default_rng(0).permutation(len(split))
 

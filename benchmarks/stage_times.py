@@ -24,6 +24,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from benchmarks.figures import add_output_arguments, write_figures
+from vans_pipelines.params import conf_section, parse_section
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate"]
@@ -57,6 +58,16 @@ SMOKE: dict[str, Any] = {
     },
     "evaluate": {"seeds": [0], "num_steps": 2, "max_new_tokens": 8, "grid": {"samples": 2, "scale": 1}},
 }
+
+
+def base_parameters(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """conf/base's section ``name`` with ``overrides`` merged in key by key, as an environment's are."""
+    return conf_section(ROOT / "conf" / "base", name, overrides)
+
+
+def base_section(name: str) -> Any:
+    """Section ``name`` of ``conf/base``, parsed: the embedded default the benchmarks measure."""
+    return parse_section(name, base_parameters(name))
 
 
 def copy_project(parent: Path, source: Path = ROOT, data: bool = False) -> Path:

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from benchmarks.figures import add_output_arguments, write_figures
+from benchmarks.stage_times import base_section
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.render import render
 from vans_pipelines.models.tiny import build_tiny_vdm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
 from vans_pipelines.models.vdm import Conditioning
-from vans_pipelines.params.sft import VDMParams
 from vans_pipelines.rl.flow_sde import SDEConfig
 from vans_pipelines.rl.grpo import GRPOConfig
 from vans_pipelines.training.grpo_vdm import sample_trajectories, trajectory_losses
@@ -48,7 +48,7 @@ def main() -> None:
     eval_captions, eval_contexts = [t.caption for t in world], np.stack([t.context for t in world])
     base = build_tiny_vdm(
         build_word_tokenizer([t.caption for t in world]),
-        VDMParams().tiny,  # the embedded default's DiT
+        base_section("sft").vdm.tiny,  # the embedded default's DiT
         Conditioning(context_frames=6, repeat_last_frame=True),
         seed=0,
     )

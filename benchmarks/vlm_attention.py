@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.stage_times import base_section
 from vans_pipelines.models.tiny import build_tiny_vlm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
-from vans_pipelines.params.sft import VLMParams
 from vans_pipelines.world import render_split
 
 
@@ -37,7 +37,7 @@ def main() -> None:
 
     world = list(render_split(0, "train", clips, context_frames=16, target_frames=16, height=32, width=32))
     tokenizer = build_word_tokenizer([t.caption for t in world] + ["What will happen next?"])
-    spec = VLMParams().tiny
+    spec = base_section("sft").vlm.tiny
     packed = build_tiny_vlm(tokenizer, spec, fps=8.0)
     batch = packed.batch(
         [t.context for t in world], ["What will happen next?"] * clips, [t.caption for t in world]

@@ -9,11 +9,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from vans_pipelines.models.tokenizer import build_word_tokenizer
+from vans_pipelines.params import conf_section
 from vans_pipelines.video import encode_video
 from vans_pipelines.world import all_captions
 from vans_pipelines.world.events import Event
@@ -61,6 +63,11 @@ def shipped_videos() -> list[Path]:
     videos = sorted(data.glob("*.mp4"))
     assert videos, f"no sample videos under {data}"
     return videos
+
+
+def base_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """conf/base's section ``name`` with ``overrides`` merged in: what a node receives from a run."""
+    return conf_section(PROJECT_ROOT / "conf" / "base", name, overrides)
 
 
 def make_project_copy(parent: Path, data_from: Path | None = None) -> Path:

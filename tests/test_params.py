@@ -2,19 +2,23 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from vans_pipelines.params import SECTIONS, ParameterError, check_run, validate_parameters
+from vans_pipelines.params import SECTIONS, ParameterError, check_run, parse_section, validate_parameters
+from vans_pipelines.params.ablate import AblationVariant
+from vans_pipelines.params.base import Strict
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def load_env(env: str) -> dict:
-    params: dict = {}
-    for base in ("base", env):
-        for f in sorted((CONF / base).glob("parameters*.yml")):
-            for key, value in (yaml.safe_load(f.read_text()) or {}).items():
-                params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
-    return params
+    """conf/base's parameters with ``env``'s merged in key by key, as the project's config loader does."""
+    layers = [
+        yaml.safe_load(f.read_text()) or {}
+        for base in ("base", env)
+        for f in sorted((CONF / base).glob("parameters*.yml"))
+    ]
+    return OmegaConf.to_container(OmegaConf.merge(*layers))
 
 
 def with_override(params: dict, dotted: str, value) -> dict:
@@ -126,29 +130,50 @@ def leaves(value, prefix: str) -> dict:
     return {prefix: list(value) if isinstance(value, tuple) else value}
 
 
-def test_conf_base_sets_every_field_and_the_code_defaults_are_the_same():
-    """One source of defaults: conf/base names every field a section has, and a field's default in the
-    code is conf/base's value (ablate's recipes, which have no default, aside)."""
+def section_models(model, prefix: str):
+    """``(dotted name, model class)`` for ``model`` and every section model nested in its fields."""
+    yield prefix, model
+    for name, field in model.model_fields.items():
+        for inner in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            if isinstance(inner, type) and issubclass(inner, Strict):
+                yield from section_models(inner, f"{prefix}.{name}")
+
+
+def test_each_stage_default_is_written_once_in_conf_base():
+    """One source of defaults: no field of a section model has a default in the code (conf/base gives
+    every value), and conf/base names every field a section has."""
+    with_defaults = [
+        f"{prefix}.{name}"
+        for section, model in SECTIONS.items()
+        for prefix, nested in section_models(model, section)
+        for name, field in nested.model_fields.items()
+        if not field.is_required() and nested is not AblationVariant  # a recipe names only what it changes
+    ]
+    assert with_defaults == []
     base = load_env("base")
     parsed = validate_parameters(base)
-    unset, differ = [], []
-    for name, model in SECTIONS.items():
-        written, configured = leaves(base[name], name), leaves(parsed[name], name)
-        unset += [k for k in configured if k not in written and not k.startswith(f"{name}.variants.")]
-        fields = {n: f for n, f in model.model_fields.items() if not f.is_required()}
-        defaults = leaves({n: f.get_default(call_default_factory=True) for n, f in fields.items()}, name)
-        differ += [
-            f"{k}: code {v!r}, conf/base {configured[k]!r}" for k, v in defaults.items() if configured[k] != v
-        ]
-    assert unset == [] and differ == []
+    unset = [
+        k
+        for name in SECTIONS
+        for k in leaves(parsed[name], name)
+        if k not in leaves(base[name], name) and not k.startswith(f"{name}.variants.")
+    ]
+    assert unset == []
+
+
+def test_a_missing_key_is_named():
+    raw = load_env("base")["sft"]
+    del raw["vdm"]["optim"]
+    with pytest.raises(ParameterError, match=r"sft\.vdm\.optim: missing"):
+        parse_section("sft", raw)
 
 
 def test_model_paths_are_checked_for_the_stages_a_run_runs_only():
     """A pretrained source without a path parses (ingest alone needs no checkpoint); a run of the stage
     that loads it names the key and, when the recipe's checkpoint entry is unset too, that entry."""
-    parsed = validate_parameters(
-        {"sft": {"vdm": {"model": {"source": "pretrained", "path": None}}}, "checkpoints": {}}
-    )
+    base = load_env("base")
+    base["sft"]["vdm"]["model"] = {"source": "pretrained", "path": None}
+    parsed = validate_parameters({"sft": base["sft"], "checkpoints": base["checkpoints"]})
     check_run(parsed, {"ingest"})
     with pytest.raises(ParameterError) as error:
         check_run(parsed, {"sft"})

@@ -43,7 +43,9 @@ def _project_parameters(project: Path) -> dict | None:
         return None
     from kedro.config import OmegaConfigLoader
 
-    loader = OmegaConfigLoader(conf_source=str(conf), base_env="base", default_run_env="local")
+    from vans_pipelines.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(conf), **CONFIG_LOADER_ARGS)  # as `kedro run` reads it
     return dict(loader["parameters"])
 
 

@@ -11,4 +11,7 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     # `local` (git-ignored) overrides `base`; `kedro run --env paper` selects the paper's recipe instead.
     "default_run_env": "local",
+    # An environment's parameters merge into base's key by key (a file that sets `sft.vdm.optim.lr` keeps
+    # the rest of `sft`): conf/base is the one place every default is written.
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from tests.conftest import encode_cut_video
+from tests.conftest import base_params, encode_cut_video
 from vans_pipelines.datasets import TripletDataset, VideoFolderDataset
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
 from vans_pipelines.samples import TripletSamples
@@ -23,11 +23,14 @@ COLOURS = [(200, 30, 30), (30, 160, 40), (40, 60, 210), (220, 220, 40)]
 
 def ingest(raw: str, **videos):
     """The ingest node's three splits for the videos under ``raw`` (a path or a URL)."""
-    params = {
-        "source": "videos",
-        "clip": {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32, "fps": 8.0},
-        "videos": {"val_fraction": 0.0, "test_fraction": 0.0, "min_shot_seconds": 0.5, **videos},
-    }
+    params = base_params(
+        "ingest",
+        {
+            "source": "videos",
+            "clip": {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32, "fps": 8.0},
+            "videos": {"val_fraction": 0.0, "test_fraction": 0.0, "min_shot_seconds": 0.5, **videos},
+        },
+    )
     return build_triplets(VideoFolderDataset(path=raw).load(), params, GEOMETRY)
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from tests.conftest import base_params
 from vans_pipelines.models.placement import CPU, Inference, resolve_device
 from vans_pipelines.params import RunParams
 
@@ -56,9 +57,11 @@ def test_bad_settings_are_refused():
 
 def test_the_run_context_carries_the_resolved_placement(tmp_path):
     settings = {"device": "cpu", "precision": "bf16-mixed", "batch_size": 4}
-    run = RunParams.model_validate({"inference": settings})
+    run = RunParams.model_validate(base_params("run", {"inference": settings}))
     context = run.context("r1", str(tmp_path))
     assert context.inference == Inference("cpu", "bf16-mixed", 4)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"run\.inference\.device: 'cuda:0'"):
-            RunParams.model_validate({"inference": {"device": "cuda:0"}}).context("r1", str(tmp_path))
+            RunParams.model_validate(base_params("run", {"inference": {"device": "cuda:0"}})).context(
+                "r1", str(tmp_path)
+            )

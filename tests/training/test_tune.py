@@ -1,6 +1,7 @@
 import optuna
 import pytest
 
+from tests.conftest import base_params
 from vans_pipelines.params import TuneSearchSpace
 from vans_pipelines.training.tune import (
     ReportToTrial,
@@ -22,7 +23,7 @@ def study(tmp_path, name="s"):
 
 
 def test_suggestions_cover_the_space_and_replay_from_a_finished_trial(tmp_path):
-    space = TuneSearchSpace()
+    space = TuneSearchSpace.model_validate(base_params("tune")["search"])
     s = study(tmp_path)
     s.optimize(lambda t: sum(suggest(t, space)["rewards"].values()), n_trials=3)
     for trial in s.trials:
@@ -41,7 +42,9 @@ def test_merge_replaces_rewards_whole_and_merges_other_sections():
 
 
 def test_an_interrupted_study_resumes_to_its_target_count(tmp_path):
-    space = TuneSearchSpace(lr=None, group_size=None, beta=None)
+    space = TuneSearchSpace.model_validate(
+        {**base_params("tune")["search"], "lr": None, "group_size": None, "beta": None}
+    )
 
     def objective(trial):
         return suggest(trial, space)["rewards"]["text_fidelity"]

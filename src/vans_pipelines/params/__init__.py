@@ -9,9 +9,12 @@ Unknown keys are errors too: a typo must not silently fall back to a default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
+import yaml
+from omegaconf import OmegaConf
 from pydantic import ValidationError
 
 from vans_pipelines.models import layouts
@@ -82,6 +85,7 @@ __all__ = [
     "VideoGeometry",
     "VideosSource",
     "check_run",
+    "conf_section",
     "model_path_error",
     "model_paths",
     "parse_section",
@@ -258,6 +262,18 @@ def parse_section(name: str, raw: Any) -> Strict:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(format_errors(err, name))) from None
 
 
+def conf_section(conf: Path, name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Section ``name`` as ``conf`` (a folder of ``parameters*.yml`` files, e.g. ``conf/base``, where every
+    default is written) sets it, with ``overrides`` merged in key by key as another environment's are:
+    the whole section a node receives from a run with those settings, for code that runs one without
+    Kedro (tests, benchmarks)."""
+    for path in sorted(Path(conf).glob("parameters*.yml")):
+        sections = yaml.safe_load(path.read_text()) or {}
+        if name in sections:
+            return OmegaConf.to_container(OmegaConf.merge(sections[name], dict(overrides or {})))
+    raise KeyError(f"{conf}: no parameters file has a section {name!r}")
+
+
 def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Check every known section of ``params`` and the rules that span sections; return the models."""
     parsed, errors = {}, []
@@ -268,9 +284,9 @@ def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:
             parsed[name] = parse_section(name, params[name])
         except ParameterError as err:
             errors.extend(str(err).splitlines()[1:])
-    if not errors and "ingest" in parsed:
+    if not errors and "ingest" in parsed and "video_geometry" in parsed:
         ingest: IngestParams = parsed["ingest"]
-        geometry = parsed.get("video_geometry", VideoGeometry())
+        geometry = parsed["video_geometry"]
         errors.extend(ingest.clip.geometry_errors(geometry, "ingest.clip"))
         if (
             ingest.source == "synthetic"
@@ -292,18 +308,18 @@ def _cross_stage_errors(parsed: dict[str, Any]) -> list[str]:
     """Rules between sections: context frames the clips have and the answer's latents can hold; every
     ablation recipe gives valid stage sections."""
     errors = []
-    if "ablate" in parsed:
+    if {"ablate", "grpo_vlm", "grpo_vdm"} <= parsed.keys():
         ablate: AblateParams = parsed["ablate"]
-        stage1, stage2 = parsed.get("grpo_vlm", GRPOVLMParams()), parsed.get("grpo_vdm", GRPOVDMParams())
+        stage1, stage2 = parsed["grpo_vlm"], parsed["grpo_vdm"]
         for name, variant in ablate.variants.items():
             try:
                 resolve_variant(name, variant, stage1, stage2, ablate.seeds[0])
             except ParameterError as err:
                 errors.extend(str(err).splitlines()[1:])
     ingest: IngestParams | None = parsed.get("ingest")
-    if ingest is not None and "sft" in parsed:
+    if ingest is not None and {"sft", "video_geometry"} <= parsed.keys():
         n = parsed["sft"].vdm.conditioning.context_frames
-        geometry = parsed.get("video_geometry", VideoGeometry())
+        geometry = parsed["video_geometry"]
         tf = geometry.vae_temporal_factor
         target = ingest.clip.target_frames
         latent = latent_frames(target, tf)

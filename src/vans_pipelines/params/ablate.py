@@ -19,6 +19,7 @@ class AblationVariant(Strict):
     (VLM side from ``grpo_vlm``, VDM side from ``grpo_vdm``) with this one reward. A ``rewards`` override
     replaces the stage's rewards whole."""
 
+    # A recipe names only what it changes (its fields are not stage defaults).
     label: str = ""
     stage1: dict[str, Any] | None = None
     stage2: dict[str, Any] | None = None
@@ -52,30 +53,30 @@ class AblationEvalParams(Strict):
     """Each recipe's cascade on the test split, as the evaluate stage measures it (fewer noise seeds: the
     training seeds carry the spread)."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    num_steps: int = Field(6, ge=1)
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(32, ge=1)
-    limit: int | None = Field(None, ge=2)
+    seeds: list[int] = Field(min_length=1)
+    num_steps: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    limit: int | None = Field(ge=2)
 
 
 class AblateParams(Strict):
     """The ablate stage: every recipe trained from the same SFT models for each training seed, evaluated on
     the test split, compared with ``baseline`` (paired) and checked against the paper's claims."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    baseline: str = "two_stage"
+    seeds: list[int] = Field(min_length=1)
+    baseline: str
     # Stage-2 anchors of the first N train samples (null: all); a stage-2 run draws far fewer prompts
     # (steps x batch / updates per rollout) than the train split holds.
-    anchor_pool: int | None = Field(1024, ge=1)
+    anchor_pool: int | None = Field(ge=1)
     # Ablation runs log here, not under run.log_dir: the training stages' folder (which evaluate's curves
     # and its DVC dependency read) stays as the default run left it
-    log_dir: str = "data/07_model_output/ablate/tensorboard"
+    log_dir: str
     # torch.compile the VDM's transformer and VAE decoder in every run and evaluation
     # (VideoDiffusionModel.compile): equal to eager up to float rounding, not bitwise
-    compile_vdm: bool = True
+    compile_vdm: bool
     variants: dict[str, AblationVariant] = Field(min_length=1)
-    eval: AblationEvalParams = AblationEvalParams()
+    eval: AblationEvalParams
 
     @model_validator(mode="after")
     def _valid(self) -> AblateParams:

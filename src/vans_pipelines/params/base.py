@@ -57,7 +57,7 @@ class GRPOStageParams(RewardWeights):
     rewards: dict[str, float]
     optim: OptimConfig
     trainer: TrainerConfig
-    log_samples_every: int = Field(10, ge=0)
+    log_samples_every: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _grpo_lora(self):

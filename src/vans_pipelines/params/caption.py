@@ -12,28 +12,28 @@ from vans_pipelines.training.trainer import OptimConfig, TrainerConfig
 
 
 class TokenizerParams(Strict):
-    source: Literal["world", "pretrained"] = "world"
-    path: str | None = None
+    source: Literal["world", "pretrained"]
+    path: str | None
 
 
 class CaptionerParams(Strict):
     """A Qwen2.5-VL checkpoint that captions real target clips (not needed for the synthetic world)."""
 
-    path: str | None = None
-    prompt: str = "Describe the main event of this video in one sentence."
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(4, ge=1)
+    path: str | None
+    prompt: str
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
 
 
 class ScorerParams(Strict):
-    kind: Literal["tiny", "clip"] = "tiny"
-    path: str | None = None
-    tiny: TinyScorerSpec = TinyScorerSpec()
-    optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=10)
-    trainer: TrainerConfig = TrainerConfig(max_steps=400, batch_size=32, checkpoint_every_n_steps=100)
+    kind: Literal["tiny", "clip"]
+    path: str | None
+    tiny: TinyScorerSpec
+    optim: OptimConfig
+    trainer: TrainerConfig
 
 
 class CaptionParams(Strict):
-    captioner: CaptionerParams = CaptionerParams()
-    tokenizer: TokenizerParams = TokenizerParams()
-    scorer: ScorerParams = ScorerParams()
+    captioner: CaptionerParams
+    tokenizer: TokenizerParams
+    scorer: ScorerParams

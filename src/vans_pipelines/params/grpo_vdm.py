@@ -15,37 +15,33 @@ class AnchorParams(Strict):
     """Stage 2's anchor captions, written by the stage-1 VLM (greedy); the paper keeps an anchor only when
     its ROUGE-L to the ground-truth caption is at least 0.6."""
 
-    min_rouge_l: float = Field(0.6, ge=0, le=1)
-    max_new_tokens: int = Field(48, ge=1)
+    min_rouge_l: float = Field(ge=0, le=1)
+    max_new_tokens: int = Field(ge=1)
 
 
 class GRPOVDMEvalParams(Strict):
     """Val figures before / after stage 2: ODE samples from every val anchor, ``draws`` noise draws per
     anchor for each seed (a seed's figure is the mean over anchors and draws)."""
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3], min_length=1)
-    draws: int = Field(1, ge=1)
-    limit: int | None = Field(None, ge=1)
-    num_steps: int = Field(6, ge=1)  # ODE (deployed) sampler steps
+    seeds: list[int] = Field(min_length=1)
+    draws: int = Field(ge=1)
+    limit: int | None = Field(ge=1)
+    num_steps: int = Field(ge=1)  # ODE (deployed) sampler steps
 
 
 class GRPOVDMParams(GRPOStageParams):
     """Joint-GRPO stage 2: the SFT VDM gets a LoRA adapter trained by Flow-GRPO on the anchors."""
 
-    lora: LoraSpec = LoraSpec(target_modules=("to_q", "to_k", "to_v", "to_out.0"))
-    grpo: GRPOConfig = GRPOConfig(group_size=8, num_iterations=2, beta=0.01, scale_rewards="none")
-    rewards: dict[str, float] = Field(
-        default_factory=lambda: {"video_fidelity": 1.0, "semantic_alignment": 1.0, "context_consistency": 0.0}
-    )
-    optim: OptimConfig = OptimConfig(lr=5e-4, warmup_steps=0, schedule="constant")
-    trainer: TrainerConfig = TrainerConfig(
-        max_steps=40, batch_size=4, checkpoint_every_n_steps=10, log_every_n_steps=1
-    )
-    sde: SDEConfig = SDEConfig(window_end=4, kl_form="exact", keep_graphs=True)
+    lora: LoraSpec
+    grpo: GRPOConfig
+    rewards: dict[str, float]
+    optim: OptimConfig
+    trainer: TrainerConfig
+    sde: SDEConfig
     # clips per backward pass of a denoising step (None: the whole batch); same gradients, less memory
-    micro_batch_size: int | None = Field(None, ge=1)
-    anchors: AnchorParams = AnchorParams()
-    eval: GRPOVDMEvalParams = GRPOVDMEvalParams()
+    micro_batch_size: int | None = Field(ge=1)
+    anchors: AnchorParams
+    eval: GRPOVDMEvalParams
 
     @model_validator(mode="after")
     def _stochastic_sampler(self) -> GRPOVDMParams:

@@ -13,11 +13,11 @@ from vans_pipelines.triplets import Shard
 
 
 class ClipSpec(Strict):
-    context_frames: int = Field(16, ge=2)
-    target_frames: int = Field(16, ge=2)
-    height: int = Field(32, ge=1)
-    width: int = Field(32, ge=1)
-    fps: float = Field(8.0, gt=0)
+    context_frames: int = Field(ge=2)
+    target_frames: int = Field(ge=2)
+    height: int = Field(ge=1)
+    width: int = Field(ge=1)
+    fps: float = Field(gt=0)
 
     def geometry_errors(self, geometry: VideoGeometry, prefix: str) -> list[str]:
         """Why the VDM could not take clips of this size (empty when it can)."""
@@ -47,26 +47,26 @@ class ClipSpec(Strict):
 
 
 class SyntheticSource(Strict):
-    num_train: int = Field(4096, ge=0)
-    num_val: int = Field(128, ge=0)
-    num_test: int = Field(256, ge=0)
-    families: list[Family] = Field(default_factory=lambda: ["procedural", "predictive"], min_length=1)
+    num_train: int = Field(ge=0)
+    num_val: int = Field(ge=0)
+    num_test: int = Field(ge=0)
+    families: list[Family] = Field(min_length=1)
     # Objects must fit side by side in the tray; taller-than-wide frames squeeze them together.
-    max_aspect: float = Field(1.2, gt=0)
+    max_aspect: float = Field(gt=0)
 
 
 class VideosSource(Strict):
-    default_family: Family = "predictive"
-    shot_threshold: float = Field(27.0, gt=0)
-    min_shot_seconds: float = Field(0.5, ge=0)
-    max_pairs_per_video: int | None = Field(None, ge=1)
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    test_fraction: float = Field(0.1, ge=0, lt=1)
+    default_family: Family
+    shot_threshold: float = Field(gt=0)
+    min_shot_seconds: float = Field(ge=0)
+    max_pairs_per_video: int | None = Field(ge=1)
+    val_fraction: float = Field(ge=0, lt=1)
+    test_fraction: float = Field(ge=0, lt=1)
     # Processes that decode videos (scanning in the node, cutting when the triplets are written).
-    workers: int = Field(1, ge=1)
+    workers: int = Field(ge=1)
     # "k/n": this run ingests every n-th video from the k-th (0-based) of the sorted listing, for a
     # cluster's job array; the splits stay those of the whole folder, and loading a split unions the shards.
-    shard: str | None = None
+    shard: str | None
 
     @field_validator("shard")
     @classmethod
@@ -86,8 +86,8 @@ class VideosSource(Strict):
 
 
 class IngestParams(Strict):
-    source: Literal["synthetic", "videos"] = "synthetic"
-    seed: int = 0
-    clip: ClipSpec = ClipSpec()
-    synthetic: SyntheticSource = SyntheticSource()
-    videos: VideosSource = VideosSource()
+    source: Literal["synthetic", "videos"]
+    seed: int
+    clip: ClipSpec
+    synthetic: SyntheticSource
+    videos: VideosSource

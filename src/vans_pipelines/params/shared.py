@@ -20,9 +20,9 @@ class VideoGeometry(Strict):
     The embedded tiny VAE keeps time (temporal factor 1); Wan2.1's VAE compresses time by 4, so its
     clips have 4k + 1 frames."""
 
-    vae_spatial_factor: int = Field(2, ge=1)
-    vae_temporal_factor: int = Field(1, ge=1)
-    patch_size: tuple[int, int, int] = (1, 4, 4)
+    vae_spatial_factor: int = Field(ge=1)
+    vae_temporal_factor: int = Field(ge=1)
+    patch_size: tuple[int, int, int]
 
     @model_validator(mode="after")
     def _positive_patch(self) -> VideoGeometry:
@@ -36,10 +36,10 @@ class CheckpointParams(Strict):
     stage sections take their model paths from these (``kedro run --env paper --params
     checkpoints.qwen2_5_vl=PATH,...`` or ``conf/paper/globals.yml``)."""
 
-    qwen2_5_vl: str | None = None  # the VLM (Qwen2.5-VL-3B-Instruct); also the captioner and tokenizer
-    wan2_1: str | None = None  # the VDM (Wan2.1-T2V-1.3B-Diffusers)
-    clip: str | None = None  # the video-text scorer (a CLIPModel)
-    fvd_extractor: str | None = None  # the FVD features (a transformers video model, e.g. VideoMAE)
+    qwen2_5_vl: str | None  # the VLM (Qwen2.5-VL-3B-Instruct); also the captioner and tokenizer
+    wan2_1: str | None  # the VDM (Wan2.1-T2V-1.3B-Diffusers)
+    clip: str | None  # the video-text scorer (a CLIPModel)
+    fvd_extractor: str | None  # the FVD features (a transformers video model, e.g. VideoMAE)
 
 
 #: What each checkpoint key must point at.
@@ -58,10 +58,10 @@ class InferenceParams(Strict):
     ``read_workers``: processes that read (for span triplets: decode) the samples of those batches ahead
     of the model, 0 for the evaluating process itself."""
 
-    device: str = "auto"
-    precision: Precision = "32-true"
-    batch_size: int = Field(32, ge=1)
-    read_workers: int = Field(0, ge=0)
+    device: str
+    precision: Precision
+    batch_size: int = Field(ge=1)
+    read_workers: int = Field(ge=0)
 
 
 class RunParams(Strict):
@@ -69,10 +69,10 @@ class RunParams(Strict):
     inference runs, and how many MiB of each split's read samples (decoded clips) a process keeps in
     memory (``sample_cache_mb``; 0: read them from storage every time)."""
 
-    log_dir: str = "data/07_model_output/tensorboard"
-    checkpoint_dir: str = "data/06_models/resume"
-    inference: InferenceParams = InferenceParams()
-    sample_cache_mb: float = Field(1024, ge=0)
+    log_dir: str
+    checkpoint_dir: str
+    inference: InferenceParams
+    sample_cache_mb: float = Field(ge=0)
 
     def context(self, run_id: str, project_path: str) -> RunContext:
         """This run's context (a hook builds it for the nodes); relative folders are under the project.

@@ -11,13 +11,11 @@ class TuneSearchSpace(Strict):
     """Ranges Optuna samples from: each reward weight in ``[0, weight_max]`` and, when given, the learning
     rate (log scale), group size and KL beta."""
 
-    rewards: list[str] = Field(
-        default_factory=lambda: ["format", "text_fidelity", "video_fidelity"], min_length=1
-    )
-    weight_max: float = Field(2.0, gt=0)
-    lr: tuple[float, float] | None = (1e-4, 2e-3)
-    group_size: list[int] | None = Field(default_factory=lambda: [4, 8])
-    beta: tuple[float, float] | None = (0.0, 0.05)
+    rewards: list[str] = Field(min_length=1)
+    weight_max: float = Field(gt=0)
+    lr: tuple[float, float] | None
+    group_size: list[int] | None
+    beta: tuple[float, float] | None
 
     @model_validator(mode="after")
     def _valid(self) -> TuneSearchSpace:
@@ -37,20 +35,20 @@ class TuneParams(Strict):
     """The tune stage: an Optuna study (TPE, median pruning) of short stage-1 runs scored on val by a fixed
     objective (so trials with different reward weights are comparable)."""
 
-    study_name: str = "grpo_vlm_rewards"
-    n_trials: int = Field(8, ge=1)  # the study's target; a resumed study runs only the missing trials
-    seed: int = 0
-    steps: int = Field(8, ge=1)  # stage-1 steps per trial
-    report_every: int = Field(4, ge=1)  # steps between intermediate val scores (pruning)
-    pruner_startup_trials: int = Field(2, ge=0)
-    pruner_warmup_steps: int = Field(0, ge=0)
-    val_limit: int | None = Field(32, ge=1)
-    val_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    study_name: str
+    n_trials: int = Field(ge=1)  # the study's target; a resumed study runs only the missing trials
+    seed: int
+    steps: int = Field(ge=1)  # stage-1 steps per trial
+    report_every: int = Field(ge=1)  # steps between intermediate val scores (pruning)
+    pruner_startup_trials: int = Field(ge=0)
+    pruner_warmup_steps: int = Field(ge=0)
+    val_limit: int | None = Field(ge=1)
+    val_seeds: list[int] = Field(min_length=1)
     # Trials log here, not under run.log_dir: the training stages' folder stays what evaluate's curves
     # (and its DVC dependency) read, whether or not a study ran since
-    log_dir: str = "data/07_model_output/tune/tensorboard"
-    objective: dict[str, float] = Field(default_factory=lambda: {"text_fidelity": 1.0, "video_fidelity": 1.0})
-    search: TuneSearchSpace = TuneSearchSpace()
+    log_dir: str
+    objective: dict[str, float]
+    search: TuneSearchSpace
 
     @model_validator(mode="after")
     def _valid(self) -> TuneParams:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import encode_cut_video
+from tests.conftest import base_params, encode_cut_video
 from vans_pipelines.datasets import AtomicJSONDataset, TripletDataset, VideoFolderDataset
 from vans_pipelines.ingest import IngestError
 from vans_pipelines.pipelines.ingest.nodes import build_triplets
@@ -14,15 +14,18 @@ GEOMETRY = {"vae_spatial_factor": 8, "vae_temporal_factor": 1, "patch_size": [1,
 
 
 def video_params(**videos) -> dict:
-    return {
-        "source": "videos",
-        "clip": {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32, "fps": 8.0},
-        "videos": {"val_fraction": 0.0, "test_fraction": 0.0, **videos},
-    }
+    return base_params(
+        "ingest",
+        {
+            "source": "videos",
+            "clip": {"context_frames": 8, "target_frames": 8, "height": 32, "width": 32, "fps": 8.0},
+            "videos": {"val_fraction": 0.0, "test_fraction": 0.0, **videos},
+        },
+    )
 
 
 def test_synthetic_source_renders_every_split():
-    params = {"synthetic": {"num_train": 6, "num_val": 2, "num_test": 3}}
+    params = base_params("ingest", {"synthetic": {"num_train": 6, "num_val": 2, "num_test": 3}})
     train, val, test, report = build_triplets(None, params, GEOMETRY)
     assert (len(train), len(val), len(test)) == (6, 2, 3)
     assert report["triplets"] == {"train": 6, "val": 2, "test": 3} and report["quarantined"] == []
@@ -97,7 +100,7 @@ def test_folder_of_only_bad_files_is_an_error_listing_reasons(tmp_path):
 
 
 def test_same_seed_same_triplets():
-    params = {"synthetic": {"num_train": 3, "num_val": 1, "num_test": 1}}
+    params = base_params("ingest", {"synthetic": {"num_train": 3, "num_val": 1, "num_test": 1}})
     a, b = build_triplets(None, params, GEOMETRY), build_triplets(None, params, GEOMETRY)
     assert a[0].index.equals(b[0].index)
     assert all(np.array_equal(x.target, y.target) for x, y in zip(a[0], b[0], strict=True))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from benchmarks.figures import write_figures
 from vans_pipelines.models.answer_format import parse_answer
 from vans_pipelines.models.lora import LoraSpec
 from vans_pipelines.models.render import render
@@ -238,9 +239,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         f"(target <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'})"
     )
     figures = {**{f"{name}_seconds_per_step": s for name, s in results.items()}, "ours_over_trl": ratio}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"steps": steps, "smoke": args.smoke, **figures}, indent=2) + "\n")
+    write_figures(args.json, {"steps": steps, **figures}, smoke=args.smoke)
     return figures
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.figures import write_figures
 from benchmarks.ingest import decode_only, make_folder
 from benchmarks.stage_times import base_parameters  # the sample videos of benchmarks/ingest.py
 from vans_pipelines.datasets import TripletDataset, VideoFolderDataset
@@ -308,12 +309,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.measure:
         measure_memory(*args.measure, workers=args.workers, clip_format=args.format)
         return
-    figures: dict = {"smoke": args.smoke}
+    figures: dict = {}
     if not args.skip_throughput:
         figures["throughput"] = throughput(args.repeats, args.workers, args.gpu_tflops, args.mfu, args.smoke)
     figures["memory"] = memory([int(c) for c in args.counts.split(",")], 1)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_figures(args.json, figures, smoke=args.smoke)
 
 
 if __name__ == "__main__":

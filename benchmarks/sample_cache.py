@@ -15,7 +15,6 @@ and the ratio is of the median step times.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.figures import write_figures
 from benchmarks.stage_times import base_section
 from vans_pipelines.datasets import TripletDataset
 from vans_pipelines.models.answer_format import format_answer
@@ -92,9 +92,7 @@ def main() -> None:
     print(f"  clips kept in memory once read:  {median['memory']:.3f} s")
     print(f"  memory / storage: {figures['memory_over_storage']:.2f}")
     print(f"  (the first epoch, which fills the cache, read the split in {warm_seconds:.1f} s)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"steps": steps, "smoke": args.smoke, **figures}, indent=2) + "\n")
+    write_figures(args.json, {"steps": steps, **figures}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

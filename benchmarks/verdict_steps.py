@@ -17,7 +17,6 @@ draws and the share of prompts whose verdict flips.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.figures import write_figures
 from vans_pipelines.metrics import oracle_event_scores
 from vans_pipelines.models.vdm import VideoDiffusionModel
 from vans_pipelines.models.wan_vae import to_uint8_video
@@ -158,9 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['accuracy']:.3f}, verdicts that flip {row['verdict_flips']:.3f}",
             file=sys.stderr,
         )
-    if args.json:
-        figures = {"smoke": args.smoke, "prompts": len(captions), "draws": args.draws, "rows": rows}
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_figures(args.json, {"prompts": len(captions), "draws": args.draws, "rows": rows}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

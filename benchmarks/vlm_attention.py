@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.figures import write_figures
 from benchmarks.stage_times import base_section
 from vans_pipelines.models.tiny import build_tiny_vlm
 from vans_pipelines.models.tokenizer import build_word_tokenizer
@@ -77,9 +77,7 @@ def main() -> None:
     print(f"  vision attention packed into one SDPA call:            {median['packed']:.3f} s")
     print(f"  packed / per window: {figures['packed_over_per_window']:.2f}")
     print(f"  largest gradient difference {figures['max_gradient_difference']:.2e}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"steps": steps, "smoke": args.smoke, **figures}, indent=2) + "\n")
+    write_figures(args.json, {"steps": steps, **figures}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,9 @@ def benchmarks_page(results: Path, pages: Path) -> str:
         parts.append(f"\n## `{path.stem}`\n\n")
         if "command" in data:
             parts.append(f"`{data['command']}`\n\n")
-        summary = data.get("summary", data)
+        if "machine" in data:  # benchmarks/figures.py's record: where and when, then the figures
+            parts.append(f'{STAMP_PREFIX}"Measured on {data["machine"]["cpu"]}, {data["date"]}"\n\n')
+        summary = data.get("figures", data)
         rows = [[f"`{key}`", figure(value)] for key, value in flat_numbers(summary)]
         parts.append(table(["figure", "value"], rows[:60]))
         if len(rows) > 60:

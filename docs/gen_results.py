@@ -16,6 +16,7 @@ so and how to make them, never invented figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -40,6 +41,7 @@ STAGE_REPORTS = ("sft_vlm", "sft_vdm", "scorer", "grpo_vlm", "grpo_vdm")
 GRID_FRAME = 28
 
 
+@functools.cache  # one git query for all the pages
 def commit() -> str:
     """The checkout's commit (short), marked ``+changes`` when the tree differs from it."""
     try:
@@ -99,17 +101,24 @@ def load(path: Path) -> dict[str, Any]:
         raise SystemExit(f"{path}: not valid JSON ({error})") from error
 
 
+def report_page(title: str, kind: str, report: Path, cited: Sequence[Path], pages: Path) -> str:
+    """A report a stage wrote as Markdown (its own title replaced by the page's), with the files it
+    cites and the plots it shows (``*.png`` beside it) copied under ``pages/sources/``."""
+    body = report.read_text().split("\n", 1)[1]
+    images = sorted(set(re.findall(r"\]\(([\w.-]+\.png)\)", body)))
+    copy_sources([report.parent / name for name in images if (report.parent / name).exists()], pages)
+    names = copy_sources([report, *(path for path in cited if path.exists())], pages)
+    body = re.sub(r"\]\(([\w.-]+\.png)\)", r"](sources/\1)", body)
+    return f"# {title}\n\n{stamp(kind)}\n{sources_line(names)}\n{body}"
+
+
 def evaluation_page(reports: Path, pages: Path) -> str:
     """The evaluate stage's report (``report.md``) with its plots, as the run wrote it."""
     report, metrics = reports / "report.md", reports / "metrics.json"
     if not report.exists() or not metrics.exists():
         return missing_page("Evaluation", f"{report} or {metrics}", "make run")
-    images = [reports / n for n in ("metric_bars.png", "training_curves.png") if (reports / n).exists()]
-    copy_sources(images, pages)
-    names = copy_sources([report, metrics, reports / "summary.json"], pages)
-    body = report.read_text().split("\n", 1)[1]  # its own title replaced by the page's
-    body = re.sub(r"\]\(([\w.-]+\.png)\)", r"](sources/\1)", body)
-    return f"# Evaluation\n\n{stamp('the evaluate stage of a finished run')}\n{sources_line(names)}\n{body}"
+    cited = [metrics, reports / "summary.json"]
+    return report_page("Evaluation", "the evaluate stage of a finished run", report, cited, pages)
 
 
 def stage_rows(reports: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
@@ -166,15 +175,11 @@ def ablation_page(reports: Path, pages: Path) -> str:
     report = reports / "ablation.md"
     if not report.exists():
         return missing_page("Ablation", str(report), "dvc repro ablate")
-    extra = [reports / n for n in ("ablation_summary.json", "ablation.png") if (reports / n).exists()]
-    names = copy_sources([report, *extra], pages)
-    body = report.read_text().split("\n", 1)[1]
-    body = re.sub(r"\]\(([\w.-]+\.png)\)", r"](sources/\1)", body)
-    return f"# Ablation\n\n{stamp('the ablate stage')}\n{sources_line(names)}\n{body}"
+    return report_page("Ablation", "the ablate stage", report, [reports / "ablation_summary.json"], pages)
 
 
 def flat_numbers(data: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    """``(dotted.key, value)`` for every number or string leaf of a JSON value (lists by index)."""
+    """``(dotted.key, value)`` for every number leaf of a JSON value (lists by index; booleans left out)."""
     if isinstance(data, Mapping):
         for key, value in data.items():
             yield from flat_numbers(value, f"{prefix}.{key}" if prefix else str(key))

@@ -1,5 +1,6 @@
-"""The VDM (transformer and VAE decoder) eager and through ``torch.compile`` (``VideoDiffusionModel.compile``,
-what ``ablate.compile_vdm`` turns on), measured side by side in one run on the embedded default's DiT: a
+"""The VDM (transformer and VAE decoder) eager, through ``torch.compile`` (``VideoDiffusionModel.compile``,
+what ``ablate.compile_vdm`` turns on) and eager under bfloat16 autocast (what ``bf16-mixed`` precision
+runs), measured side by side in one run on the embedded default's DiT: a
 stage-2 rollout with its updates (the default run's shapes: 4 prompts x group 8, 16 frames of 32x32, 10 SDE
 steps, the first 4 trained, graphs kept, 2 updates) and an evaluation render (32 clips, 6 ODE steps).
 
@@ -7,12 +8,14 @@ steps, the first 4 trained, graphs kept, 2 updates) and an evaluation render (32
 
 The first round of each side warms up (compiling happens there, and is reported); the ratio is of the best
 of the rest. Compiled numbers equal eager ones up to float rounding, not bitwise: the largest difference of
-the two adapters after the same steps is printed beside the times.
+the two adapters after the same steps is printed beside the times (and bf16's, which rounds far more). bf16
+pays only where the CPU multiplies bfloat16 natively (AMX or AVX-512 BF16); elsewhere it is emulated.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import time
 
@@ -69,7 +72,7 @@ def main() -> None:
     def evaluate(vdm, seed: int) -> None:
         render(vdm, eval_captions, eval_contexts, frames=16, num_steps=6, seed=seed, batch_size=rendered)
 
-    models = {"eager": copy.deepcopy(base), "compiled": copy.deepcopy(base)}
+    models = {name: copy.deepcopy(base) for name in ("eager", "compiled", "bf16")}
     models["compiled"].compile()
     optimizers = {
         name: torch.optim.AdamW([p for p in m.transformer.parameters() if p.requires_grad], lr=2.5e-4)
@@ -77,41 +80,55 @@ def main() -> None:
     }
     best = {(name, part): float("inf") for name in models for part in ("train", "eval")}
     first = {}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16)
     for r in range(args.repeats + 1):  # the first round warms up (and compiles)
         for name, vdm in models.items():
             for part in ("train", "eval"):
                 vdm.transformer.train(part == "train")
                 start = time.perf_counter()
-                if part == "train":
-                    train_step(vdm, optimizers[name], r)
-                else:
-                    evaluate(vdm, r)
+                with autocast if name == "bf16" else contextlib.nullcontext():
+                    if part == "train":
+                        train_step(vdm, optimizers[name], r)
+                    else:
+                        evaluate(vdm, r)
                 seconds = time.perf_counter() - start
                 if r:
                     best[name, part] = min(best[name, part], seconds)
                 else:
                     first[name, part] = seconds
-    a, b = (m.transformer.state_dict() for m in models.values())
+    a, b, c = (m.transformer.state_dict() for m in models.values())
     drift = max(float((a[k] - b[k]).abs().max()) for k in a if "lora_" in k)
+    bf16_drift = max(float((a[k] - c[k]).abs().max()) for k in a if "lora_" in k)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    figures: dict[str, object] = {"clips": len(captions), "rendered": rendered, "adapter_drift": drift}
+    figures: dict[str, object] = {
+        "clips": len(captions),
+        "rendered": rendered,
+        "adapter_drift": drift,
+        "bf16_adapter_drift": bf16_drift,
+    }
     for part, what in (
         ("train", "stage-2 rollout + 2 updates"),
         ("eval", f"evaluation render, {rendered} clips"),
     ):
-        eager, compiled = best["eager", part], best["compiled", part]
+        eager, compiled, bf16 = (best[name, part] for name in models)
         warm_up = first["compiled", part]
         print(
             f"{what:>28}: eager {eager:5.2f} s, compiled {compiled:5.2f} s (first round {warm_up:.1f} s), "
-            f"compiled / eager = {compiled / eager:.3f}"
+            f"bf16 {bf16:5.2f} s; compiled / eager = {compiled / eager:.3f}, "
+            f"bf16 / eager = {bf16 / eager:.3f}"
         )
         figures[part] = {
             "eager_seconds": eager,
             "compiled_seconds": compiled,
+            "bf16_seconds": bf16,
             "first_round_seconds": warm_up,
             "compiled_over_eager": compiled / eager,
+            "bf16_over_eager": bf16 / eager,
         }
-    print(f"largest adapter difference after {args.repeats + 1} steps: {drift:.2e}")
+    print(
+        f"largest adapter difference after {args.repeats + 1} steps: "
+        f"compiled {drift:.2e}, bf16 {bf16_drift:.2e}"
+    )
     write_figures(args.json, figures, smoke=args.smoke)
 
 

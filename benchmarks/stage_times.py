@@ -6,7 +6,8 @@
 Runs the stages in order, each as one Kedro session in this process (what `kedro run` does, split at
 the stage boundaries, which are all persisted), in a throw-away copy of the project unless ``--project``
 names one, and prints each stage's wall time, the total, and the total against the 15-minute target
-(to stderr; Kedro's own log goes to stdout). ``--smoke`` runs every stage at a few samples and steps.
+(to stderr; Kedro's own log goes to stdout). ``--smoke`` runs every stage at a few samples and steps:
+the ``smoke`` environment (conf/smoke), as ``kedro run --env smoke`` does.
 """
 
 from __future__ import annotations
@@ -24,40 +25,13 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from benchmarks.figures import add_output_arguments, write_figures
-from vans_pipelines.params import conf_section, parse_section
+from vans_pipelines.params import conf_parameters, conf_section, parse_section
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate"]
 TARGET_SECONDS = 900.0
-_STEPS = {"max_steps": 2, "batch_size": 2, "checkpoint_every_n_steps": 1}
-#: ``--smoke``: every stage's code at a few samples and steps (seconds, not minutes).
-SMOKE: dict[str, Any] = {
-    "ingest": {"synthetic": {"num_train": 8, "num_val": 2, "num_test": 2}},
-    "caption": {"scorer": {"trainer": _STEPS}},
-    "sft": {
-        "vlm": {"trainer": _STEPS, "eval": {"limit": 2}},
-        "vdm": {
-            "trainer": _STEPS,
-            "vae_fit": {"steps": 2, "batch_frames": 8},
-            "eval": {"limit": 2, "num_steps": 2},
-        },
-    },
-    "grpo_vlm": {
-        "grpo": {"group_size": 2},
-        "sampling": {"max_new_tokens": 8},
-        "render_steps": 2,
-        "trainer": _STEPS,
-        "eval": {"seeds": [0], "limit": 2, "max_new_tokens": 8},
-    },
-    "grpo_vdm": {
-        "grpo": {"group_size": 2},
-        "anchors": {"min_rouge_l": 0.0, "max_new_tokens": 8},  # a 2-step SFT VLM writes poor anchors
-        "sde": {"num_steps": 3, "window_end": 2},
-        "trainer": _STEPS,
-        "eval": {"seeds": [0], "limit": 2, "num_steps": 2},
-    },
-    "evaluate": {"seeds": [0], "num_steps": 2, "max_new_tokens": 8, "grid": {"samples": 2, "scale": 1}},
-}
+#: ``--smoke``: conf/smoke's settings (``kedro run --env smoke``), every stage at a few samples and steps.
+SMOKE: dict[str, Any] = conf_parameters(ROOT / "conf" / "smoke")
 
 
 def base_parameters(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -102,9 +76,7 @@ def main() -> None:
         times = {}
         for stage in stages:
             start = time.perf_counter()
-            with KedroSession.create(
-                project_path=project, runtime_params=SMOKE if args.smoke else None
-            ) as session:
+            with KedroSession.create(project_path=project, env="smoke" if args.smoke else None) as session:
                 session.run(pipeline_names=[stage])
             times[stage] = time.perf_counter() - start
             print(f"{stage:>10}: {times[stage]:7.1f} s", file=sys.stderr, flush=True)

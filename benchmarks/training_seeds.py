@@ -19,7 +19,7 @@ row adds the oracle's event accuracy of each and their paired difference per tes
 eval seeds) with its standard error.
 
 ``--params-file`` takes runtime parameters as a YAML or JSON file (nested sections, lists), applied before
-``--params``; ``--smoke`` runs each stage at a few samples and steps (``stage_times.SMOKE``: the code runs,
+``--params``; ``--smoke`` runs each stage at a few samples and steps (conf/smoke's settings: the code runs,
 the figures mean nothing); ``--json`` writes every row.
 """
 

@@ -118,12 +118,13 @@ def torchrun_kedro(project: Path, nodes: str, params: str, port: int) -> tuple[i
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
-    """A project copy that ran the whole default pipeline (ingest → … → evaluate) on tiny settings; shared
-    by the evaluate, CLI and notebook tests (read-only for them)."""
-    from tests.runs import ALL_TINY, run
+    """A project copy that ran the whole default pipeline (ingest → … → evaluate) in the smoke environment
+    (conf/smoke: every stage at a few samples and steps); shared by the evaluate, CLI and notebook tests
+    (read-only for them)."""
+    from tests.runs import run
 
     root = make_project_copy(tmp_path_factory.mktemp("finished"))
-    run(root, ["__default__"], ALL_TINY)
+    run(root, ["__default__"], env="smoke")  # `kedro run --env smoke`
     return root
 
 

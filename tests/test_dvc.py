@@ -19,18 +19,9 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, make_project_copy
-from tests.runs import ALL_TINY
+from tests.runs import SMOKE
 from vans_pipelines.params.base import merge
 
-TINY_TUNE = {"tune": {"n_trials": 2, "steps": 2, "report_every": 1, "val_limit": 2}}
-TINY_ABLATE = {
-    "ablate": {
-        "seeds": [0],
-        "compile_vdm": False,  # compiling is covered by the ablate pipeline test
-        "eval": {"num_steps": 2, "max_new_tokens": 16},
-        "variants": {"cascade_as_one": {"cascade": {"max_steps": 2}}},
-    }
-}
 STAGES = {"ingest", "caption", "sft", "grpo_vlm", "grpo_vdm", "evaluate", "tune", "ablate"}
 
 
@@ -71,7 +62,7 @@ def dvc_project(tmp_path_factory) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(PROJECT_ROOT / name, project / name)
     shutil.copytree(PROJECT_ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
-    for section, values in {**ALL_TINY, **TINY_TUNE, **TINY_ABLATE}.items():
+    for section, values in SMOKE.items():
         set_params(project, section, values)
     sh(project, "git", "init", "-q")
     sh(project, "git", "add", "-A")

@@ -33,7 +33,7 @@ def with_override(params: dict, dotted: str, value) -> dict:
     return out
 
 
-@pytest.mark.parametrize("env", ["base", "paper"])
+@pytest.mark.parametrize("env", ["base", "paper", "smoke"])
 def test_shipped_configs_are_valid(env):
     parsed = validate_parameters(load_env(env))
     assert {"ingest", "video_geometry"} <= set(parsed)

@@ -112,14 +112,29 @@ def test_the_pages_are_what_the_generator_makes_from_their_sources(tmp_path):
     benchmarks = tmp_path / "benchmarks"
     benchmarks.mkdir()
     for path in reports.glob("*.json"):
-        if not path.name.endswith("_report.json") and path.name not in {"metrics.json", "summary.json"} \
-                and not path.name.startswith("ablation"):
+        if (
+            not path.name.endswith("_report.json")
+            and path.name not in {"metrics.json", "summary.json"}
+            and not path.name.startswith("ablation")
+        ):
             shutil.move(path, benchmarks / path.name)
     out = tmp_path / "pages"
     subprocess.run(
-        [sys.executable, str(ROOT / "docs" / "gen_results.py"), "--reports", str(reports),
-         "--benchmarks", str(benchmarks), "--out", str(out), "--grid", str(tmp_path / "grid.png")],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            str(ROOT / "docs" / "gen_results.py"),
+            "--reports",
+            str(reports),
+            "--benchmarks",
+            str(benchmarks),
+            "--out",
+            str(out),
+            "--grid",
+            str(tmp_path / "grid.png"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     for name in GENERATED:
         committed, made = (PAGES / name).read_text(), (out / name).read_text()

@@ -262,16 +262,24 @@ def parse_section(name: str, raw: Any) -> Strict:
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(format_errors(err, name))) from None
 
 
+def conf_parameters(conf: Path) -> dict[str, Any]:
+    """Every section the ``parameters*.yml`` files of ``conf`` (one environment's folder, e.g.
+    ``conf/smoke``) write, as written: for another environment, the overrides it merges into conf/base."""
+    sections: dict[str, Any] = {}
+    for path in sorted(Path(conf).glob("parameters*.yml")):
+        sections.update(yaml.safe_load(path.read_text()) or {})
+    return sections
+
+
 def conf_section(conf: Path, name: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Section ``name`` as ``conf`` (a folder of ``parameters*.yml`` files, e.g. ``conf/base``, where every
     default is written) sets it, with ``overrides`` merged in key by key as another environment's are:
     the whole section a node receives from a run with those settings, for code that runs one without
     Kedro (tests, benchmarks)."""
-    for path in sorted(Path(conf).glob("parameters*.yml")):
-        sections = yaml.safe_load(path.read_text()) or {}
-        if name in sections:
-            return OmegaConf.to_container(OmegaConf.merge(sections[name], dict(overrides or {})))
-    raise KeyError(f"{conf}: no parameters file has a section {name!r}")
+    sections = conf_parameters(conf)
+    if name not in sections:
+        raise KeyError(f"{conf}: no parameters file has a section {name!r}")
+    return OmegaConf.to_container(OmegaConf.merge(sections[name], dict(overrides or {})))
 
 
 def validate_parameters(params: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,9 @@ import pytest
 import yaml
 from kedro.framework.session import KedroSession
 
-from tests.runs import ALL_TINY, run
+from tests.runs import ALL_TINY, SMOKE, run
 
-TINY_TUNE = {"tune": {"n_trials": 2, "steps": 2, "report_every": 1, "val_limit": 2}}
+TINY_TUNE = {"tune": SMOKE["tune"]}
 
 
 @pytest.mark.slow

@@ -1,10 +1,16 @@
 from pathlib import Path
 
 import pytest
-import yaml
 from omegaconf import OmegaConf
 
-from vans_pipelines.params import SECTIONS, ParameterError, check_run, parse_section, validate_parameters
+from vans_pipelines.params import (
+    SECTIONS,
+    ParameterError,
+    check_run,
+    conf_parameters,
+    parse_section,
+    validate_parameters,
+)
 from vans_pipelines.params.ablate import AblationVariant
 from vans_pipelines.params.base import Strict
 
@@ -13,11 +19,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def load_env(env: str) -> dict:
     """conf/base's parameters with ``env``'s merged in key by key, as the project's config loader does."""
-    layers = [
-        yaml.safe_load(f.read_text()) or {}
-        for base in ("base", env)
-        for f in sorted((CONF / base).glob("parameters*.yml"))
-    ]
+    layers = (conf_parameters(CONF / name) for name in ("base", env))
     return OmegaConf.to_container(OmegaConf.merge(*layers))
 
 

@@ -39,6 +39,8 @@ STAMP_PREFIX = "!!! info "
 STAGE_REPORTS = ("sft_vlm", "sft_vdm", "scorer", "grpo_vlm", "grpo_vdm")
 #: The video grid's frame the README shows: late in the answer, where moving objects have landed.
 GRID_FRAME = 28
+#: A Markdown link to a plot beside the report (``](name.png)``); group 1 is the file name.
+PLOT_LINK = re.compile(r"\]\(([\w.-]+\.png)\)")
 
 
 @functools.cache  # one git query for all the pages
@@ -105,10 +107,10 @@ def report_page(title: str, kind: str, report: Path, cited: Sequence[Path], page
     """A report a stage wrote as Markdown (its own title replaced by the page's), with the files it
     cites and the plots it shows (``*.png`` beside it) copied under ``pages/sources/``."""
     body = report.read_text().split("\n", 1)[1]
-    images = sorted(set(re.findall(r"\]\(([\w.-]+\.png)\)", body)))
+    images = sorted(set(PLOT_LINK.findall(body)))
     copy_sources([report.parent / name for name in images if (report.parent / name).exists()], pages)
     names = copy_sources([report, *(path for path in cited if path.exists())], pages)
-    body = re.sub(r"\]\(([\w.-]+\.png)\)", r"](sources/\1)", body)
+    body = PLOT_LINK.sub(r"](sources/\1)", body)
     return f"# {title}\n\n{stamp(kind)}\n{sources_line(names)}\n{body}"
 
 
